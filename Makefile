@@ -47,7 +47,7 @@ format: install
 	$(VENV)/bin/ruff check --fix ctcli tests bench
 
 bench: install
-	$(PY) bench/run.py
+	PY=$(PY) bash bench/run.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""Audio: decode (any rate, any channel count) -> mono float32 -> log-mel.
+
+Feature parameters come from the model checkpoint (`meta["features"]`) so
+training and inference cannot drift. soundfile/librosa are imported lazily.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ctcli.errors import InputError
+
+SAMPLE_RATE = 16_000  # Hz, every model's input rate
+MAX_SECONDS = 4 * 3600  # refuse absurdly long single inputs (streaming handles endless audio)
+
+# Defaults for a log-mel front end; checkpoints carry their own copy.
+DEFAULT_FEATURES = {
+    "type": "logmel",
+    "sample_rate": SAMPLE_RATE,
+    "n_mels": 80,
+    "n_fft": 400,  # samples, 25 ms
+    "hop": 160,  # samples, 10 ms
+    "fmin": 20.0,
+    "fmax": 7600.0,
+}
+
+
+def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Bytes of WAV/FLAC/OGG/MP3/... -> mono float32 at `sample_rate`."""
+    if not data:
+        raise InputError("empty input")
+    import soundfile as sf
+
+    try:
+        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception:
+        wave, sr = _decode_fallback(data)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1)
+    if wave.size == 0:
+        raise InputError("audio holds no samples")
+    if wave.size / sr > MAX_SECONDS:
+        raise InputError(
+            f"audio longer than {MAX_SECONDS // 3600} h; use 'ctcli listen --from FILE'"
+        )
+    if not np.all(np.isfinite(wave)):
+        raise InputError("audio holds non-finite samples")
+    if sr != sample_rate:
+        import soxr
+
+        wave = soxr.resample(wave, sr, sample_rate).astype(np.float32)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def _decode_fallback(data: bytes) -> tuple[np.ndarray, int]:
+    """Formats libsndfile cannot read (e.g. MP3 on old builds, M4A) via ffmpeg
+    if it is installed."""
+    import shutil
+    import subprocess
+
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        raise InputError("not a decodable audio file")
+    proc = subprocess.run(
+        [
+            ffmpeg,
+            "-v",
+            "quiet",
+            "-i",
+            "pipe:0",
+            "-f",
+            "f32le",
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "pipe:1",
+        ],
+        input=data,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout:
+        raise InputError("not a decodable audio file")
+    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 1), SAMPLE_RATE
+
+
+def logmel(wave: np.ndarray, features: dict | None = None) -> np.ndarray:
+    """float32 [T, n_mels] natural-log mel energies."""
+    import librosa
+
+    f = {**DEFAULT_FEATURES, **(features or {})}
+    mel = librosa.feature.melspectrogram(
+        y=wave,
+        sr=f["sample_rate"],
+        n_fft=f["n_fft"],
+        hop_length=f["hop"],
+        win_length=f["n_fft"],
+        n_mels=f["n_mels"],
+        fmin=f["fmin"],
+        fmax=f["fmax"],
+        power=2.0,
+        center=True,
+    )
+    return np.log(mel + 1e-6).T.astype(np.float32)

@@ -1,0 +1,34 @@
+"""Every user-facing default in one place, as frozen dataclasses.
+
+Decoder search defaults (pruning thresholds etc.) live beside the search in
+`ctcli.decoder`; these are the run-level settings the CLI fills in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BEAM = 32  # prefix beam width
+DEFAULT_FORMAT = "txt"  # output format
+DEFAULT_BATCH = 16  # inputs prepared and run through the model together
+EXPR_RERANK_NBEST = 16  # hypotheses searched for a well-formed, correct expression
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    model: str | None = None  # NAME|PATH; None = bundled default for each input kind
+    lm: str | None = None  # NAME|PATH|"none"; None = the model's default LM
+    alpha: float | None = None  # LM weight; None = the model card's tuned value
+    beta: float | None = None  # word bonus; None = the model card's tuned value
+    beam: int = DEFAULT_BEAM  # beam width
+    greedy: bool = False  # best-path decoding, no beam, no LM
+    n_best: int = 1  # hypotheses kept per input (jsonl/json show them when > 1)
+    hotwords: tuple[tuple[str, float], ...] = ()  # (phrase, boost)
+    words: bool = False  # per-word start/end/conf in the output
+    fmt: str = DEFAULT_FORMAT  # txt|tsv|jsonl|json|srt|vtt
+    device: str = "auto"  # auto|cpu|cuda|cuda:N
+    jobs: int = 0  # CPU threads/processes; 0 = library defaults
+    batch_size: int = DEFAULT_BATCH  # inputs per model batch
+    output_dir: Path | None = None  # -o DIR: one file per input
+    skip_existing: bool = False  # with -o: leave inputs whose output exists

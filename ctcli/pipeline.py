@@ -1,0 +1,333 @@
+"""The run loop: inputs -> features -> model -> decoder -> writers.
+
+One model load per kind per run, batches through the model, decoding on CPU,
+results emitted in input order and flushed as each completes; one bad input
+never stops the others.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ctcli import console, registry
+from ctcli.errors import CtcliError, InputError, ModelLoadError
+from ctcli.inputs import InputItem, detect_kind
+from ctcli.options import EXPR_RERANK_NBEST, TranscribeOptions
+from ctcli.results import NBest, Result, Word
+from ctcli.writers import EXTENSIONS, make_writer
+
+
+@dataclass
+class Runner:
+    """A loaded model with its decoder."""
+
+    name: str
+    model: object  # ctcli.model.LoadedModel
+    decoder: object | None  # ctcli.decoder.Decoder (None with --greedy)
+    rerank: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+
+@dataclass
+class _Prepared:
+    item: InputItem
+    index: int
+    kind: str | None = None
+    arrays: list = field(default_factory=list)  # model inputs (one per image line)
+    places: list = field(default_factory=list)  # per array: (offset, scale) to map frames back
+    duration: float | None = None
+    result: Result | None = None  # set when finished (error or skipped)
+    skipped: bool = False
+
+
+def parse_hotword(spec: str, default_boost: float) -> tuple[str, float]:
+    """'WORD' or 'WORD:BOOST' (the phrase may contain spaces)."""
+    phrase, sep, boost = spec.rpartition(":")
+    if sep and phrase.strip():
+        try:
+            return phrase.strip(), float(boost)
+        except ValueError:
+            pass
+    return spec.strip(), default_boost
+
+
+class Pipeline:
+    def __init__(self, opts: TranscribeOptions):
+        self.opts = opts
+        self._runners: dict[str, Runner] = {}
+        self._device: str | None = None
+
+    # ---------------------------------------------------------------- models
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from ctcli.devices import resolve_device
+
+            self._device = resolve_device(self.opts.device)
+        return self._device
+
+    def runner_for(self, kind: str) -> Runner:
+        key = self.opts.model or kind
+        if key not in self._runners:
+            self._runners[key] = self._load(kind)
+        runner = self._runners[key]
+        if runner.kind != kind:
+            raise InputError(f"model '{runner.name}' reads {runner.kind} input, this is {kind}")
+        return runner
+
+    def _load(self, kind: str) -> Runner:
+        from ctcli.model import load_model
+
+        if self.opts.model:
+            path = registry.resolve_model(self.opts.model)
+            name = self.opts.model if registry.find_model(self.opts.model) else path.stem
+        else:
+            entry = registry.default_model(kind)
+            if entry is None:
+                raise ModelLoadError(f"no bundled {kind} model; pass --model NAME|PATH")
+            path = registry.resolve_model(entry.name)
+            name = entry.name
+        if self.opts.jobs > 0:
+            import torch
+
+            torch.set_num_threads(self.opts.jobs)
+        model = load_model(path, device=self.device)
+        console.info(f"loaded model {name} ({model.kind}) on {self.device}")
+        decoder = None if self.opts.greedy else self._build_decoder(model)
+        return Runner(name, model, decoder, rerank=model.meta.get("rerank"))
+
+    def _build_decoder(self, model) -> object:
+        from ctcli.decoder import build_decoder
+
+        o = self.opts
+        meta = model.meta
+        lm_spec = o.lm if o.lm is not None else meta.get("default_lm")
+        lm_path = unigrams = None
+        unit = "word" if " " in model.labels else "char"
+        if lm_spec and lm_spec.lower() != "none":
+            try:
+                lm_path, entry = registry.resolve_lm(lm_spec)
+            except CtcliError:
+                if o.lm is not None:
+                    raise
+                console.warn(f"default LM '{lm_spec}' is not available; decoding without an LM")
+                entry = None
+            if entry is not None:
+                unit = entry.info.get("unit", unit)
+                unigrams = registry.lm_unigrams(entry)
+        n_best = o.n_best
+        if meta.get("rerank") == "expr":
+            n_best = max(n_best, EXPR_RERANK_NBEST)
+        kwargs = {}
+        alpha = o.alpha if o.alpha is not None else meta.get("alpha")
+        beta = o.beta if o.beta is not None else meta.get("beta")
+        return build_decoder(
+            list(model.labels),
+            blank=model.blank,
+            lm=str(lm_path) if lm_path else None,
+            alpha=alpha,
+            beta=beta,
+            beam_width=o.beam,
+            unigrams=[w for w in Path(unigrams).read_text().split()] if unigrams else None,
+            hotwords=list(o.hotwords) or None,
+            lm_unit=unit,
+            n_best=n_best,
+            **kwargs,
+        )
+
+    # ---------------------------------------------------------------- outputs
+    def output_path(self, item: InputItem) -> Path | None:
+        if self.opts.output_dir is None:
+            return None
+        return self.opts.output_dir / item.rel.with_suffix(EXTENSIONS[self.opts.fmt])
+
+    # ---------------------------------------------------------------- run
+    def run(self, items: list[InputItem], emit) -> int:
+        """Process items in windows of batch_size; call emit(result, item) in
+        input order. Returns the number of failed inputs."""
+        failed = 0
+        bs = max(1, self.opts.batch_size)
+        progress = console.Progress(len(items))
+        try:
+            for start in range(0, len(items), bs):
+                window = [
+                    _Prepared(it, start + i) for i, it in enumerate(items[start : start + bs])
+                ]
+                for p in window:
+                    self._prepare(p)
+                self._infer(window)
+                for p in window:
+                    if p.skipped:
+                        console.info(f"{p.item.display}: output exists, skipped")
+                    else:
+                        assert p.result is not None
+                        if not p.result.ok:
+                            failed += 1
+                        emit(p.result, p.item)
+                    progress.advance()
+        finally:
+            progress.close()
+        return failed
+
+    def _prepare(self, p: _Prepared) -> None:
+        item = p.item
+        out = self.output_path(item)
+        if self.opts.skip_existing and out is not None and out.exists():
+            p.skipped = True
+            return
+        try:
+            if item.error:
+                raise InputError(item.error)
+            data = item.read()
+            p.kind = detect_kind(item, data[:64])
+            runner = self.runner_for(p.kind)
+            if p.kind == "image":
+                from ctcli.image import decode_image, load_lines
+
+                gray = decode_image(data)
+                height = int(runner.model.meta.get("features", {}).get("height", 32))
+                lines = load_lines(gray, height)
+                if not lines:
+                    p.result = Result(
+                        item.display, text="", score=0.0, conf=1.0, kind="image", model=runner.name
+                    )
+                    return
+                p.arrays = [ln.array for ln in lines]
+                p.places = [(ln.x0, ln.scale) for ln in lines]
+            else:
+                from ctcli.audio import decode_audio, logmel
+
+                feats_cfg = runner.model.meta.get("features", {})
+                wave = decode_audio(data, int(feats_cfg.get("sample_rate", 16000)))
+                p.duration = wave.size / float(feats_cfg.get("sample_rate", 16000))
+                p.arrays = [logmel(wave, feats_cfg)]
+                p.places = [(0.0, 1.0)]
+        except CtcliError as e:
+            if not isinstance(e, InputError):
+                raise
+            p.result = Result(item.display, kind=p.kind, error=str(e))
+        except (ValueError, RuntimeError, OSError, MemoryError) as e:
+            p.result = Result(
+                item.display, kind=p.kind, error=f"cannot process input: {type(e).__name__}: {e}"
+            )
+
+    def _infer(self, window: list[_Prepared]) -> None:
+        todo = [p for p in window if p.result is None and not p.skipped]
+        by_runner: dict[int, list[_Prepared]] = {}
+        for p in todo:
+            by_runner.setdefault(id(self.runner_for(p.kind)), []).append(p)
+        for group in by_runner.values():
+            runner = self.runner_for(group[0].kind)
+            arrays = [a for p in group for a in p.arrays]
+            log_probs = runner.model.log_probs(arrays)
+            decoded = self._decode(runner, log_probs)
+            k = 0
+            for p in group:
+                n = len(p.arrays)
+                p.result = self._assemble(runner, p, decoded[k : k + n])
+                k += n
+
+    def _decode(self, runner: Runner, log_probs: list[np.ndarray]) -> list:
+        if runner.decoder is None:
+            from ctcli.decoder import greedy_decode
+
+            return [
+                greedy_decode(lp, list(runner.model.labels), runner.model.blank) for lp in log_probs
+            ]
+        if len(log_probs) > 1 and self.opts.jobs > 1:
+            return runner.decoder.decode_batch(log_probs, jobs=self.opts.jobs)
+        return [runner.decoder.decode(lp) for lp in log_probs]
+
+    def _assemble(self, runner: Runner, p: _Prepared, decoded: list) -> Result:
+        stride = float(runner.model.frame_stride)
+        texts, words, nbest = [], [], []
+        score = 0.0
+        confs = []
+        for r, (offset, scale) in zip(decoded, p.places, strict=True):
+            text = r.text
+            line_words = [
+                Word(
+                    w.text,
+                    offset + w.start * stride / scale,
+                    offset + w.end * stride / scale,
+                    float(w.conf),
+                )
+                for w in r.words
+            ]
+            hyps = list(getattr(r, "nbest", []) or [])
+            if runner.rerank == "expr" and hyps:
+                text, line_words = _rerank_expr(text, hyps, line_words)
+            texts.append(text)
+            words.extend(line_words)
+            nbest.extend(
+                NBest(h.text, h.score, h.acoustic_score, h.lm_score)
+                for h in hyps[: self.opts.n_best]
+            )
+            score += float(r.score)
+            confs.append(float(r.conf))
+        return Result(
+            p.item.display,
+            text="\n".join(texts),
+            score=score,
+            conf=min(confs) if confs else 1.0,
+            words=words,
+            nbest=nbest if self.opts.n_best > 1 else [],
+            lines=texts,
+            kind=p.kind,
+            duration=p.duration,
+            model=runner.name,
+        )
+
+
+def _rerank_expr(text: str, hyps: list, words: list[Word]) -> tuple[str, list[Word]]:
+    """Prefer the best hypothesis that is a well-formed, correct expression."""
+    from ctcli.exprcheck import parse_and_check
+
+    if parse_and_check(text):
+        return text, words
+    for h in hyps:
+        if parse_and_check(h.text):
+            if words:
+                conf = min(w.conf for w in words)
+                words = [Word(h.text, words[0].start, words[-1].end, conf)]
+            return h.text, words
+    return text, words
+
+
+def write_atomic(path: Path, content: str) -> None:
+    """Write via a temp file in the same directory + rename: a reader never
+    sees a half-written file, and an interrupted run leaves none behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def render_single(result: Result, fmt: str, words: bool, nbest: bool) -> str:
+    """One input's output as a file's content (for -o DIR)."""
+    if fmt == "json":
+        return json.dumps(result.to_dict(words, nbest), ensure_ascii=False, indent=2) + "\n"
+    buf = io.StringIO()
+    w = make_writer(fmt, buf, words=words, nbest=nbest)
+    w.begin()
+    w.write(result)
+    w.end()
+    return buf.getvalue()

@@ -1,0 +1,182 @@
+"""Bundled models and LMs: manifests in `models/` and `lm/`.
+
+`models/MANIFEST.json`::
+
+    {"models": [{"name", "kind": "image"|"audio", "file", "sha256", "size",
+                 "alphabet", "default": bool, "default_lm", "description"}]}
+
+`lm/MANIFEST.json`::
+
+    {"lms": [{"name", "file", "sha256", "size", "order", "unit": "word"|"char",
+              "vocab_size", "unigrams", "corpus", "license", "test_perplexity"}]}
+
+Names resolve through the manifests; anything else is taken as a path.
+Directories can be overridden with CTCLI_MODELS_DIR and CTCLI_LM_DIR.
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctcli.errors import LMLoadError, ModelLoadError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("CTCLI_MODELS_DIR") or REPO_ROOT / "models")
+
+
+def lm_dir() -> Path:
+    return Path(os.environ.get("CTCLI_LM_DIR") or REPO_ROOT / "lm")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One manifest entry (model or LM)."""
+
+    name: str
+    kind: str  # "image" | "audio" for models, "lm" for LMs
+    path: Path
+    sha256: str | None
+    size: int | None
+    info: dict = field(default_factory=dict)  # the raw manifest entry
+
+    def verify(self) -> str:
+        """Return "ok", "missing" or "mismatch"."""
+        if not self.path.is_file():
+            return "missing"
+        if self.sha256 and sha256_file(self.path) != self.sha256:
+            return "mismatch"
+        return "ok"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_manifest(path: Path, key: str) -> list[dict]:
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = data.get(key, [])
+        if not isinstance(items, list):
+            raise ValueError(f"'{key}' is not a list")
+        return items
+    except (ValueError, OSError) as e:
+        err = ModelLoadError if key == "models" else LMLoadError
+        raise err(f"unreadable manifest {path}: {e}") from None
+
+
+def list_models() -> list[Entry]:
+    base = models_dir()
+    return [
+        Entry(
+            m["name"], m.get("kind", "image"), base / m["file"], m.get("sha256"), m.get("size"), m
+        )
+        for m in _read_manifest(base / "MANIFEST.json", "models")
+    ]
+
+
+def list_lms() -> list[Entry]:
+    base = lm_dir()
+    return [
+        Entry(m["name"], "lm", base / m["file"], m.get("sha256"), m.get("size"), m)
+        for m in _read_manifest(base / "MANIFEST.json", "lms")
+    ]
+
+
+def _check(entry: Entry, err: type[Exception]) -> Path:
+    state = entry.verify()
+    if state == "missing":
+        raise err(f"{entry.name}: file {entry.path} is missing")
+    if state == "mismatch":
+        raise err(f"{entry.name}: sha256 mismatch for {entry.path} (file changed or corrupt)")
+    return entry.path
+
+
+def find_model(name: str) -> Entry | None:
+    return next((m for m in list_models() if m.name == name), None)
+
+
+def find_lm(name: str) -> Entry | None:
+    return next((m for m in list_lms() if m.name == name), None)
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """A bundled model name (verified) or a path to a checkpoint."""
+    entry = find_model(str(name_or_path))
+    if entry is not None:
+        return _check(entry, ModelLoadError)
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    names = ", ".join(m.name for m in list_models()) or "none bundled"
+    raise ModelLoadError(f"no model named or at '{name_or_path}' (bundled: {names})")
+
+
+def default_model(kind: str) -> Entry | None:
+    """The bundled default model for an input kind ("image" | "audio")."""
+    candidates = [m for m in list_models() if m.kind == kind]
+    for m in candidates:
+        if m.info.get("default"):
+            return m
+    return candidates[0] if candidates else None
+
+
+def resolve_lm(name_or_path: str | Path) -> tuple[Path, Entry | None]:
+    """A bundled LM name (verified) or a path to an ARPA / KenLM binary."""
+    entry = find_lm(str(name_or_path))
+    if entry is not None:
+        return _check(entry, LMLoadError), entry
+    p = Path(name_or_path)
+    if p.is_file():
+        return p, None
+    names = ", ".join(m.name for m in list_lms()) or "none bundled"
+    raise LMLoadError(f"no LM named or at '{name_or_path}' (bundled: {names})")
+
+
+def lm_unigrams(entry: Entry | None) -> Path | None:
+    if entry is None or not entry.info.get("unigrams"):
+        return None
+    p = lm_dir() / entry.info["unigrams"]
+    return p if p.is_file() else None
+
+
+def refresh(paths: list[Path] | None = None) -> None:
+    """Recompute sha256 and size of every manifest entry (after retraining)."""
+    for manifest, key in (
+        (models_dir() / "MANIFEST.json", "models"),
+        (lm_dir() / "MANIFEST.json", "lms"),
+    ):
+        if not manifest.is_file():
+            continue
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        for item in data.get(key, []):
+            f = manifest.parent / item["file"]
+            if f.is_file():
+                item["sha256"] = sha256_file(f)
+                item["size"] = f.stat().st_size
+        tmp = manifest.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(manifest)
+        print(f"refreshed {manifest}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # python -m ctcli.registry refresh
+    if sys.argv[1:] == ["refresh"]:
+        refresh()
+    else:
+        print("usage: python -m ctcli.registry refresh", file=sys.stderr)
+        sys.exit(2)
