@@ -260,8 +260,8 @@ def test_help_is_light():
         "import sys\nfrom ctcli.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('torch', 'cv2', 'librosa', 'kenlm', 'numba') if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=60, check=False)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.decode().strip().splitlines()[-1] == ""
+    assert p.stdout.decode().strip().splitlines()[-1] == "HEAVY="
