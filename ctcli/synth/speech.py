@@ -1,0 +1,259 @@
+"""Synthetic English speech: text -> many offline TTS voices -> many
+"speakers" (speed / pitch / vocal-tract perturbation) -> many channels
+(noise, reverb, gain, clipping, telephone band, codec round trips).
+
+Everything is deterministic given (seed, utterance index): the same call
+regenerates the same audio, so feature caches can be rebuilt when missing.
+
+Voices come from Debian packages and need no download: espeak-ng (accents and
+variants), flite (slt, awb, rms, kal16), festival (cmu_us_slt_arctic_hts,
+kal_diphone, ked_diphone). Voices listed in HELD_OUT_VOICES are never used for
+training so that evaluation on them measures generalisation to a new voice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SR = 16_000  # Hz
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str  # espeak-ng | flite | festival
+    name: str
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+
+ESPEAK_VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4", "+klatt", "+klatt2"]
+FLITE_VOICES = ["slt", "awb", "rms", "kal16"]
+FESTIVAL_VOICES = ["cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone"]
+# Never trained on: the evaluation voice for "a synthetic voice held out from training".
+HELD_OUT_VOICES = frozenset({"flite:rms"})
+
+
+def available_voices() -> list[Voice]:
+    """Every voice whose engine is installed on this machine."""
+    out: list[Voice] = []
+    if shutil.which("espeak-ng"):
+        out += [Voice("espeak-ng", v) for v in ESPEAK_VOICES]
+    if shutil.which("flite"):
+        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True, check=False).stdout
+        out += [Voice("flite", v) for v in FLITE_VOICES if v in listed.split()]
+    if shutil.which("text2wave"):
+        for v in FESTIVAL_VOICES:
+            if any(os.path.isdir(f"/usr/share/festival/voices/{lang}/{v}") for lang in ("us", "english")):
+                out.append(Voice("festival", v))
+    return out
+
+
+def training_voices() -> list[Voice]:
+    return [v for v in available_voices() if v.id not in HELD_OUT_VOICES]
+
+
+def _read_wav(data: bytes) -> np.ndarray:
+    import soundfile as sf
+    import soxr
+
+    wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    wave = wave.mean(axis=1)
+    if sr != SR:
+        wave = soxr.resample(wave, sr, SR).astype(np.float32)
+    return wave
+
+
+def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
+    """Speak `text` with `voice`, with random engine-level rate/pitch; 16 kHz float32."""
+    if voice.engine == "espeak-ng":
+        variant = rng.choice(ESPEAK_VARIANTS)
+        cmd = ["espeak-ng", "-v", voice.name + variant, "-s", str(rng.randint(130, 200)), "-p", str(rng.randint(25, 75)),
+               "-g", str(rng.randint(0, 6)), "--stdout", text]
+        return _read_wav(subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "out.wav")
+        if voice.engine == "flite":
+            stretch = rng.uniform(0.85, 1.2)
+            cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", wav]
+            subprocess.run(cmd, capture_output=True, check=True, timeout=60)
+        elif voice.engine == "festival":
+            txt = os.path.join(tmp, "in.txt")
+            with open(txt, "w") as f:
+                f.write(text)
+            stretch = rng.uniform(0.85, 1.2)
+            cmd = ["text2wave", "-eval", f"(voice_{voice.name})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.3f})", txt, "-o", wav]
+            subprocess.run(cmd, capture_output=True, check=True, timeout=120)
+        else:
+            raise ValueError(f"unknown TTS engine {voice.engine}")
+        with open(wav, "rb") as f:
+            return _read_wav(f.read())
+
+
+# ------------------------------------------------------------------ speakers
+
+
+def speed_perturb(wave: np.ndarray, factor: float) -> np.ndarray:
+    """Resample-based speed change: tempo and pitch move together (Kaldi style)."""
+    import soxr
+
+    return soxr.resample(wave, SR, int(round(SR / factor))).astype(np.float32)
+
+
+def pitch_shift(wave: np.ndarray, semitones: float) -> np.ndarray:
+    """Shift pitch (and formants) by resampling, then restore the duration
+    with a phase vocoder; a cheap new 'speaker'."""
+    import librosa
+
+    factor = 2 ** (semitones / 12)
+    y = speed_perturb(wave, factor)  # higher pitch, shorter
+    return librosa.effects.time_stretch(y, rate=1 / factor).astype(np.float32)
+
+
+# ------------------------------------------------------------------ channels
+
+
+def _colored_noise(n: int, rng: np.random.Generator, color: str) -> np.ndarray:
+    white = rng.standard_normal(n).astype(np.float32)
+    if color == "white":
+        return white
+    spec = np.fft.rfft(white)
+    f = np.arange(spec.size, dtype=np.float32)
+    f[0] = 1.0
+    spec /= np.sqrt(f) if color == "pink" else f  # pink 1/f power, brown 1/f^2
+    return np.fft.irfft(spec, n).astype(np.float32)
+
+
+def add_noise(wave: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    p_s = float(np.mean(wave**2)) + 1e-10
+    p_n = float(np.mean(noise**2)) + 1e-10
+    return wave + noise * np.sqrt(p_s / (p_n * 10 ** (snr_db / 10)))
+
+
+def synthetic_rir(rng: np.random.Generator, rt60: float) -> np.ndarray:
+    """Exponentially decaying noise tail with a direct path: a room impulse response."""
+    n = int(SR * rt60)
+    t = np.arange(n) / SR
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    rir[: int(0.002 * SR)] = 0
+    rir[0] = 1.0
+    return (rir / np.sqrt(np.sum(rir**2))).astype(np.float32)
+
+
+def reverb(wave: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    from scipy.signal import fftconvolve
+
+    return fftconvolve(wave, rir)[: wave.size].astype(np.float32)
+
+
+def band_limit(wave: np.ndarray, low: float, high: float, rate: int) -> np.ndarray:
+    """Telephone (300-3400 Hz via 8 kHz) or wideband (50-7000 Hz) channel."""
+    import soxr
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(4, [low, high], btype="band", fs=SR, output="sos")
+    y = sosfilt(sos, wave).astype(np.float32)
+    if rate != SR:
+        y = soxr.resample(soxr.resample(y, SR, rate), rate, SR).astype(np.float32)
+    return y
+
+
+def codec_roundtrip(wave: np.ndarray, codec: str, bitrate: str) -> np.ndarray:
+    """Through ffmpeg and back (mp3 / opus); unchanged if ffmpeg is missing."""
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        return wave
+    fmt = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus")}[codec]
+    enc = subprocess.run(
+        [ffmpeg, "-v", "quiet", "-f", "f32le", "-ar", str(SR), "-ac", "1", "-i", "pipe:0", "-c:a", fmt[1], "-b:a", bitrate, "-f", fmt[0], "pipe:1"],
+        input=wave.astype(np.float32).tobytes(), capture_output=True, check=False, timeout=60,
+    )
+    if enc.returncode != 0 or not enc.stdout:
+        return wave
+    dec = subprocess.run(
+        [ffmpeg, "-v", "quiet", "-i", "pipe:0", "-f", "f32le", "-ar", str(SR), "-ac", "1", "pipe:1"],
+        input=enc.stdout, capture_output=True, check=False, timeout=60,
+    )
+    y = np.frombuffer(dec.stdout, dtype=np.float32)
+    return y.copy() if y.size else wave
+
+
+@dataclass
+class ChannelConfig:
+    """Probabilities and ranges of each channel effect."""
+
+    p_noise: float = 0.6
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    p_babble: float = 0.3  # of noisy utterances, babble instead of coloured noise
+    p_reverb: float = 0.35
+    rt60: tuple[float, float] = (0.15, 0.8)
+    p_telephone: float = 0.12
+    p_wideband: float = 0.1
+    p_codec: float = 0.1
+    gain_db: tuple[float, float] = (-20.0, 6.0)
+    p_clip: float = 0.05
+
+
+def apply_channel(wave: np.ndarray, rng: np.random.Generator, cfg: ChannelConfig, babble_pool: list[np.ndarray]) -> np.ndarray:
+    y = wave.astype(np.float32)
+    if rng.random() < cfg.p_reverb:
+        y = reverb(y, synthetic_rir(rng, rng.uniform(*cfg.rt60)))
+    if rng.random() < cfg.p_noise:
+        if babble_pool and rng.random() < cfg.p_babble:
+            noise = np.zeros_like(y)
+            for _ in range(rng.integers(2, 5)):
+                other = babble_pool[rng.integers(len(babble_pool))]
+                reps = int(np.ceil(y.size / max(other.size, 1)))
+                noise += np.tile(other, reps)[: y.size]
+        else:
+            noise = _colored_noise(y.size, rng, rng.choice(["white", "pink", "brown"]))
+        y = add_noise(y, noise, rng.uniform(*cfg.snr_db))
+    r = rng.random()
+    if r < cfg.p_telephone:
+        y = band_limit(y, 300.0, 3400.0, 8000)
+    elif r < cfg.p_telephone + cfg.p_wideband:
+        y = band_limit(y, 50.0, 7000.0, SR)
+    if rng.random() < cfg.p_codec:
+        y = codec_roundtrip(y, rng.choice(["mp3", "opus"]), rng.choice(["24k", "32k", "48k"]))
+    peak = float(np.max(np.abs(y))) + 1e-9
+    y = y / peak * 10 ** (rng.uniform(*cfg.gain_db) / 20)
+    if rng.random() < cfg.p_clip:
+        y = np.clip(y * rng.uniform(1.5, 4.0), -1.0, 1.0)
+    return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------ utterances
+
+
+def utterance_seed(seed: int, index: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little")
+
+
+def render_utterance(text: str, voice: Voice, seed: int, index: int, channel: ChannelConfig | None = None,
+                     babble_pool: list[np.ndarray] | None = None) -> np.ndarray:
+    """One augmented utterance, fully determined by (text, voice, seed, index)."""
+    s = utterance_seed(seed, index)
+    rng_py = random.Random(s)
+    rng = np.random.default_rng(s)
+    wave = tts(text, voice, rng_py)
+    if rng.random() < 0.5:
+        wave = speed_perturb(wave, rng.choice([0.9, 0.95, 1.05, 1.1]))
+    if rng.random() < 0.3:
+        wave = pitch_shift(wave, rng.uniform(-3.0, 3.0))
+    lead, tail = rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4)
+    wave = np.concatenate([np.zeros(int(lead * SR), np.float32), wave, np.zeros(int(tail * SR), np.float32)])
+    if channel is not None:
+        wave = apply_channel(wave, rng, channel, babble_pool or [])
+    return wave

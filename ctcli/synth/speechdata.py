@@ -1,0 +1,138 @@
+"""Synthetic speech corpus on disk: shards of log-mel features + transcripts.
+
+`python -m ctcli.synth.speechdata --text sentences.txt --out data/speech --shards 40 --shard-size 1000 --seed 1`
+
+Each shard `shard-NNNNN.npz` holds `feats` (float16, all utterances
+concatenated along time), `offsets` (int64, n+1), `texts` (normalised
+transcripts) and `voices`. A shard is written atomically and skipped when
+present, so an interrupted run resumes where it stopped; every utterance is
+determined by (seed, global index), so a lost shard regenerates identically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ctcli.audio import DEFAULT_FEATURES, logmel
+from ctcli.synth.speech import ChannelConfig, render_utterance, training_voices
+from ctcli.textnorm import normalize_en
+
+MIN_WORDS, MAX_WORDS = 2, 24  # utterance length bounds (words)
+
+COMMANDS = [
+    "turn on the lights", "turn off the kitchen lights", "set a timer for {n} minutes", "call {name}",
+    "play the next song", "what is the weather tomorrow", "open the front door", "stop the music",
+    "remind me to buy milk at {time}", "send a message to {name}", "volume up", "volume down",
+    "go back", "cancel that", "yes please", "no thank you", "read my new messages", "what time is it",
+    "add eggs to the shopping list", "schedule a meeting on {date}", "how far is it to {city}",
+]
+NAMES = ["john", "mary", "peter", "susan", "david", "linda", "james", "karen", "robert", "emma", "oliver", "sophia"]
+CITIES = ["london", "paris", "boston", "chicago", "denver", "seattle", "dublin", "madrid", "berlin", "toronto"]
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
+
+
+def template_sentence(rng: random.Random) -> str:
+    """Numbers, dates, times and short commands, written with digits; the
+    normaliser spells them out."""
+    kind = rng.random()
+    if kind < 0.4:
+        s = rng.choice(COMMANDS)
+    elif kind < 0.6:
+        s = rng.choice(["the total was ${n}.{c:02d}", "it costs {n} dollars", "about {p}% of {big} people",
+                        "page {n} line {m}", "room {n} on the {ord} floor", "flight {n} leaves at {time}"])
+    elif kind < 0.8:
+        s = rng.choice(["born on {date}", "the {ord} of {month} {year}", "in {year} there were {big} of them",
+                        "the meeting is at {time} on {date}"])
+    else:
+        s = rng.choice(["call {digits}", "my number is {digits}", "the code is {digits}", "{n} plus {m} is {sum}"])
+    n, m = rng.randint(1, 99), rng.randint(1, 60)
+    return s.format(
+        n=n, m=m, c=rng.randint(0, 99), p=rng.randint(1, 99), big=f"{rng.randint(1, 999):,}" if rng.random() < 0.5 else rng.randint(1000, 99999),
+        ord=rng.choice(["1st", "2nd", "3rd", "4th", "5th", "12th", "21st", "30th"]),
+        month=rng.choice(MONTHS), year=rng.randint(1900, 2030), name=rng.choice(NAMES), city=rng.choice(CITIES),
+        time=f"{rng.randint(1, 12)}:{rng.choice(['00', '15', '30', '45', '05'])}",
+        date=f"{rng.choice(MONTHS)} {rng.randint(1, 28)}", digits=" ".join(str(rng.randint(0, 9)) for _ in range(rng.randint(3, 7))),
+        sum=n + m,
+    )
+
+
+def load_sentences(path: Path) -> list[str]:
+    """Normalised sentences of a usable length from a one-per-line file."""
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            s = normalize_en(line)
+            if MIN_WORDS <= len(s.split()) <= MAX_WORDS:
+                out.append(s)
+    return out
+
+
+def write_shard(path: Path, feats: list[np.ndarray], texts: list[str], voices: list[str]) -> None:
+    offsets = np.zeros(len(feats) + 1, np.int64)
+    offsets[1:] = np.cumsum([f.shape[0] for f in feats])
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, feats=np.concatenate(feats).astype(np.float16), offsets=offsets, texts=np.array(texts), voices=np.array(voices))
+    os.replace(tmp, path)
+
+
+def generate(text_file: Path, out: Path, shards: int, shard_size: int, seed: int, p_template: float = 0.15,
+             features: dict | None = None) -> None:
+    sentences = load_sentences(text_file)
+    if not sentences:
+        raise SystemExit(f"no usable sentences in {text_file}")
+    voices = training_voices()
+    if not voices:
+        raise SystemExit("no TTS voice installed (espeak-ng, flite, festival)")
+    engines = sorted({v.engine for v in voices})
+    feats_cfg = {**DEFAULT_FEATURES, **(features or {})}
+    out.mkdir(parents=True, exist_ok=True)
+    channel = ChannelConfig()
+    print(f"{len(sentences)} sentences, voices: {', '.join(v.id for v in voices)}", file=sys.stderr)
+    for k in range(shards):
+        path = out / f"shard-{k:05d}.npz"
+        if path.exists():
+            continue
+        t0 = time.time()
+        feats, texts, vids, babble = [], [], [], []
+        for j in range(shard_size):
+            idx = k * shard_size + j
+            rng = random.Random(seed * 1_000_003 + idx)
+            text = normalize_en(template_sentence(rng)) if rng.random() < p_template else rng.choice(sentences)
+            engine = rng.choice(engines)  # engines weighted equally, whatever their voice count
+            voice = rng.choice([v for v in voices if v.engine == engine])
+            try:
+                wave = render_utterance(text, voice, seed, idx, channel, babble[-20:])
+            except Exception as e:  # a TTS engine failing on one text must not stop the corpus
+                print(f"skip {idx} ({voice.id}): {type(e).__name__}: {e}", file=sys.stderr)
+                continue
+            if wave.size < 0.3 * 16000:
+                continue
+            babble.append(wave)
+            feats.append(logmel(wave, feats_cfg))
+            texts.append(text)
+            vids.append(voice.id)
+        write_shard(path, feats, texts, vids)
+        hours = sum(f.shape[0] for f in feats) * feats_cfg["hop"] / feats_cfg["sample_rate"] / 3600
+        print(f"{path.name}: {len(feats)} utts, {hours:.2f} h, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--text", type=Path, required=True, help="training sentences, one per line")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--shards", type=int, default=40)
+    ap.add_argument("--shard-size", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    generate(a.text, a.out, a.shards, a.shard_size, a.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The printed-line generator: determinism, labels, held-out splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctcli.synth import textline
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    p = tmp_path_factory.mktemp("text") / "en.txt"
+    lines = [f"Line {i}: the quick brown fox, \"quoted\" -- isn't it? ({i * 7})" for i in range(200)]
+    p.write_text("\n".join(lines) + "\nnon-ascii café line\n")
+    return p
+
+
+needs_fonts = pytest.mark.skipif(not textline.font_split(False), reason="no fonts installed")
+
+
+def test_text_split_is_disjoint_and_stable(corpus):
+    train = set(textline.load_text(corpus, "train"))
+    test = set(textline.load_text(corpus, "test"))
+    assert train and test and not (train & test)
+    assert all(textline.text_split(s) == "test" for s in test)
+    assert not any("café" in s for s in train | test)
+
+
+def test_font_split_is_disjoint():
+    assert not set(textline.font_split(True)) & set(textline.font_split(False))
+
+
+@needs_fonts
+def test_samples_deterministic_and_labelled(corpus):
+    g = textline.TextLineGenerator(3, corpus=corpus)
+    a, b = g.sample(5), g.sample(5)
+    assert a.text == b.text and np.array_equal(a.image, b.image)
+    for i in range(15):
+        s = g.sample(i)
+        assert s.image.ndim == 3 and s.image.dtype == np.uint8 and s.image.shape[0] >= 16
+        assert 0 < len(s.text) <= textline.MAX_CHARS
+        assert set(s.text) <= set(textline.ALPHABET)
+
+
+@needs_fonts
+def test_held_out_generator_uses_held_out_fonts_and_text(corpus):
+    g = textline.TextLineGenerator(1, held_out=True, corpus=corpus, p_synthetic=0.0)
+    assert set(g.fonts) == set(textline.font_split(True))
+    test_lines = set(textline.load_text(corpus, "test"))
+    for i in range(5):
+        t = g.sample(i).text
+        assert any(t in line for line in test_lines)
