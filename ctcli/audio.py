@@ -104,4 +104,15 @@ def logmel(wave: np.ndarray, features: dict | None = None) -> np.ndarray:
         power=2.0,
         center=True,
     )
-    return np.log(mel + 1e-6).T.astype(np.float32)
+    return normalize(np.log(mel + 1e-6).T.astype(np.float32), f)
+
+
+def normalize(feats: np.ndarray, features: dict) -> np.ndarray:
+    """Global mean/variance normalisation with the statistics a model was
+    trained with (`features["mean"]`, `features["std"]`, one per mel bin);
+    unchanged when the checkpoint has none. Causal, so streaming-safe."""
+    if "mean" not in features:
+        return feats
+    mean = np.asarray(features["mean"], np.float32)
+    std = np.asarray(features["std"], np.float32)
+    return ((feats - mean) / std).astype(np.float32)

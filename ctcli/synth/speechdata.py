@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcli.audio import DEFAULT_FEATURES, logmel
-from ctcli.synth.speech import ChannelConfig, render_utterance, training_voices
+from ctcli.synth.speech import HELD_OUT_VOICES, ChannelConfig, Voice, available_voices, render_utterance, training_voices
 from ctcli.textnorm import normalize_en
 
 MIN_WORDS, MAX_WORDS = 2, 24  # utterance length bounds (words)
@@ -83,11 +83,12 @@ def write_shard(path: Path, feats: list[np.ndarray], texts: list[str], voices: l
 
 
 def generate(text_file: Path, out: Path, shards: int, shard_size: int, seed: int, p_template: float = 0.15,
-             features: dict | None = None) -> None:
+             features: dict | None = None, voices: list[Voice] | None = None) -> None:
+    """Write shards 0..shards-1 (skipping those present)."""
     sentences = load_sentences(text_file)
     if not sentences:
         raise SystemExit(f"no usable sentences in {text_file}")
-    voices = training_voices()
+    voices = training_voices() if voices is None else voices
     if not voices:
         raise SystemExit("no TTS voice installed (espeak-ng, flite, festival)")
     engines = sorted({v.engine for v in voices})
@@ -130,8 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shards", type=int, default=40)
     ap.add_argument("--shard-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--held-out-voices", action="store_true", help="speak with the held-out voices only (evaluation sets)")
     a = ap.parse_args(argv)
-    generate(a.text, a.out, a.shards, a.shard_size, a.seed)
+    voices = [v for v in available_voices() if v.id in HELD_OUT_VOICES] if a.held_out_voices else None
+    generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices)
 
 
 if __name__ == "__main__":

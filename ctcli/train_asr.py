@@ -1,0 +1,309 @@
+"""Acoustic-model training on synthetic speech shards (see ctcli.synth.speechdata).
+
+`python -m ctcli.train_asr --data data/speech --val data/speech-val --out models/asr-en/model.pt --run-dir runs/asr-en`
+
+* features: the shards' log-mel frames, normalised with global statistics
+  measured on the training data and stored in the checkpoint (`features.mean`,
+  `features.std`), so inference applies exactly the same transform;
+* augmentation: SpecAugment (frequency and time masks), mel-axis warping (a
+  vocal-tract-length perturbation in the feature domain), random gain;
+* batches of similar length up to a frame budget; CTC loss; AdamW with
+  warm-up then cosine decay; gradient clipping;
+* `runs/<name>/state.pt` (model + optimiser + step) is written every few
+  minutes and on SIGTERM, and `--resume` continues from it; the inference
+  checkpoint is re-exported whenever validation WER does not get worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ctcli.audio import DEFAULT_FEATURES
+
+ALPHABET = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]  # index 0 is the CTC blank
+
+
+@dataclass
+class AsrConfig:
+    data: str = "data/speech"  # training shards
+    val: str = "data/speech-val"  # validation shards (held-out text)
+    out: str = "models/asr-en/model.pt"
+    run_dir: str = "runs/asr-en"
+    seed: int = 1
+    steps: int = 60000
+    frames_per_batch: int = 12000  # input frames (10 ms) per step
+    lr: float = 1.5e-3
+    warmup: int = 1000
+    weight_decay: float = 1e-2
+    clip: float = 5.0
+    conv_channels: int = 32
+    rnn_hidden: int = 320
+    rnn_layers: int = 3
+    freq_masks: int = 2
+    freq_mask_width: int = 12  # mel bins
+    time_masks: int = 2
+    time_mask_frac: float = 0.05  # of the utterance, per mask
+    mel_warp: float = 0.1  # +- factor of the mel-axis warp
+    val_every: int = 1000
+    val_max: int = 300  # utterances scored per validation
+    ckpt_every_s: float = 300.0
+    log_every: int = 50
+    threads: int = 1
+    device: str = "auto"
+
+
+class Shards:
+    """All utterances of a shard directory in memory (float16 log-mel)."""
+
+    def __init__(self, root: str | Path):
+        self.feats: list[np.ndarray] = []
+        self.texts: list[str] = []
+        self.loaded: set[str] = set()
+        self.root = Path(root)
+        self.rescan()
+
+    def rescan(self) -> int:
+        added = 0
+        for p in sorted(self.root.glob("shard-*.npz")):
+            if p.name in self.loaded or p.name.endswith(".tmp.npz"):
+                continue
+            d = np.load(p)
+            off = d["offsets"]
+            self.feats += [d["feats"][off[i] : off[i + 1]] for i in range(len(off) - 1)]
+            self.texts += [str(t) for t in d["texts"]]
+            self.loaded.add(p.name)
+            added += 1
+        return added
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+    def hours(self) -> float:
+        return sum(f.shape[0] for f in self.feats) / 100 / 3600
+
+
+def feature_stats(data: Shards, max_utts: int = 2000) -> tuple[list[float], list[float]]:
+    x = np.concatenate([f.astype(np.float32) for f in data.feats[:max_utts]])
+    return x.mean(0).round(5).tolist(), (x.std(0) + 1e-5).round(5).tolist()
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, cfg: AsrConfig) -> np.ndarray:
+    """SpecAugment + mel warp + gain on one normalised [T, F] utterance."""
+    t, f = x.shape
+    if cfg.mel_warp > 0:
+        a = 1 + rng.uniform(-cfg.mel_warp, cfg.mel_warp)
+        src = np.clip(np.arange(f) / a, 0, f - 1)
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, f - 1)
+        w = (src - lo).astype(np.float32)
+        x = x[:, lo] * (1 - w) + x[:, hi] * w
+    x = x + rng.normal(0, 0.2)
+    x = x.copy()
+    for _ in range(cfg.freq_masks):
+        wdt = rng.integers(0, cfg.freq_mask_width + 1)
+        s = rng.integers(0, max(1, f - wdt))
+        x[:, s : s + wdt] = 0.0
+    for _ in range(cfg.time_masks):
+        wdt = rng.integers(0, int(t * cfg.time_mask_frac) + 1)
+        s = rng.integers(0, max(1, t - wdt))
+        x[s : s + wdt] = 0.0
+    return x
+
+
+def make_batches(lengths: np.ndarray, budget: int, rng: np.random.Generator) -> list[list[int]]:
+    """Length-sorted windows cut into batches of at most `budget` padded frames, shuffled."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    for s in range(0, len(order), 2000):
+        win = sorted(order[s : s + 2000].tolist(), key=lambda i: lengths[i])
+        cur: list[int] = []
+        for i in win:
+            if cur and (len(cur) + 1) * max(lengths[i], lengths[cur[-1]]) > budget:
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def _lr(step: int, cfg: AsrConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def _greedy(lp: np.ndarray) -> str:
+    best = lp.argmax(-1)
+    out, prev = [], 0
+    for k in best:
+        if k != prev and k != 0:
+            out.append(ALPHABET[k])
+        prev = k
+    return " ".join("".join(out).split())
+
+
+def validate(model, val: Shards, features: dict, cfg: AsrConfig, device: str) -> dict:
+    import torch
+
+    from ctcli.audio import normalize
+    from ctcli.metrics import cer, wer
+
+    model.eval()
+    refs, hyps = [], []
+    with torch.inference_mode():
+        for i in range(min(len(val), cfg.val_max)):
+            x = torch.from_numpy(normalize(val.feats[i].astype(np.float32), features))[None].to(device)
+            lp = model(x)[0].float().cpu().numpy()
+            refs.append(val.texts[i])
+            hyps.append(_greedy(lp))
+    model.train()
+    n_words = sum(len(r.split()) for r in refs)
+    n_chars = sum(len(r) for r in refs)
+    return {
+        "val_wer": sum(wer(r, h) * len(r.split()) for r, h in zip(refs, hyps, strict=True)) / max(1, n_words),
+        "val_cer": sum(cer(r, h) * len(r) for r, h in zip(refs, hyps, strict=True)) / max(1, n_chars),
+        "example": {"ref": refs[0], "hyp": hyps[0]} if refs else {},
+    }
+
+
+def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
+    import torch
+    from torch import nn
+
+    from ctcli.audio import normalize
+    from ctcli.model import atomic_torch_save, build_model, save_checkpoint
+
+    torch.set_num_threads(max(1, cfg.threads))
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    state_path = run / "state.pt"
+    data, val = Shards(cfg.data), Shards(cfg.val)
+    while len(data) == 0:
+        log(f"waiting for shards in {cfg.data} ...")
+        time.sleep(30)
+        data.rescan()
+    log(f"train {len(data):,} utts ({data.hours():.1f} h), val {len(val):,} utts")
+    dims = dict(n_classes=len(ALPHABET), n_mels=DEFAULT_FEATURES["n_mels"], conv_channels=cfg.conv_channels,
+                rnn_hidden=cfg.rnn_hidden, rnn_layers=cfg.rnn_layers)
+    torch.manual_seed(cfg.seed)
+    model = build_model("asr_conv_gru", **dims).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, elapsed0 = 0, float("inf"), 0.0
+    features = dict(DEFAULT_FEATURES)
+    if resume and state_path.exists():
+        st = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, best, elapsed0 = int(st["step"]), float(st["best"]), float(st["elapsed"])
+        features = json.loads(st["features"])
+        log(f"resumed at step {step} (best val WER {best:.4f})")
+    else:
+        features["mean"], features["std"] = feature_stats(data)
+    log(f"config {json.dumps(asdict(cfg))}")
+    log(f"device {device}, params {sum(p.numel() for p in model.parameters()):,}")
+    char_to_id = {c: i for i, c in enumerate(ALPHABET) if i}
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    stop = {"flag": False}
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    t0 = t_ckpt = t_log = time.time()
+    loss_sum = loss_n = frames = 0
+    metrics: dict = {}
+
+    def save_state():
+        atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                           "elapsed": elapsed0 + time.time() - t0, "features": json.dumps(features)}, state_path)
+
+    def export(m: dict):
+        save_checkpoint(cfg.out, model, arch="asr_conv_gru", dims=dims, kind="audio", alphabet=ALPHABET, blank=0,
+                        features=features, frame_stride=4 * features["hop"] / features["sample_rate"],
+                        extra={"default_lm": "en-4gram", "training": {**asdict(cfg), "step": step, "hours": round(data.hours(), 2)},
+                               "metrics": m})
+
+    model.train()
+    while step < cfg.steps and not stop["flag"]:
+        if data.rescan():
+            log(f"train now {len(data):,} utts ({data.hours():.1f} h)")
+        rng = np.random.default_rng([cfg.seed, step])
+        lengths = np.array([f.shape[0] for f in data.feats])
+        for b in make_batches(lengths, cfg.frames_per_batch, rng):
+            if step >= cfg.steps or stop["flag"]:
+                break
+            xs = [augment(normalize(data.feats[i].astype(np.float32), features), rng, cfg) for i in b]
+            lens = torch.tensor([x.shape[0] for x in xs])
+            x = torch.zeros(len(xs), int(lens.max()), xs[0].shape[1])
+            for j, a in enumerate(xs):
+                x[j, : a.shape[0]] = torch.from_numpy(a)
+            tg = [torch.tensor([char_to_id[c] for c in data.texts[i]]) for i in b]
+            tl = torch.tensor([len(t) for t in tg])
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, cfg)
+            lp = model(x.to(device), lens.to(device))
+            il = model.output_lengths(lens).clamp(max=lp.shape[1])
+            loss = ctc(lp.transpose(0, 1).float(), torch.cat(tg), il, tl)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            step += 1
+            loss_sum += float(loss.detach())
+            loss_n += 1
+            frames += int(lens.sum())
+            if step % cfg.log_every == 0:
+                dt = time.time() - t_log
+                log(f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {_lr(step, cfg):.2e} "
+                    f"{frames / 100 / dt:.1f} audio-s/s elapsed {(elapsed0 + time.time() - t0) / 60:.1f} min")
+                loss_sum = loss_n = frames = 0
+                t_log = time.time()
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                metrics = validate(model, val, features, cfg, device) if len(val) else {"val_wer": float("nan")}
+                metrics.update(step=step, minutes=round((elapsed0 + time.time() - t0) / 60, 1))
+                with open(run / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                better = not metrics["val_wer"] > best  # nan (no val set) always exports
+                log(f"VAL step {step} WER {metrics['val_wer']:.4f} CER {metrics.get('val_cer', float('nan')):.4f} "
+                    f"{metrics.get('example', '')}" + (" (exported)" if better else ""))
+                if better:
+                    best = metrics["val_wer"] if metrics["val_wer"] == metrics["val_wer"] else best
+                    export(metrics)
+                save_state()
+                t_ckpt = time.time()
+            elif time.time() - t_ckpt > cfg.ckpt_every_s:
+                save_state()
+                t_ckpt = time.time()
+    save_state()
+    log(("stopped by SIGTERM" if stop["flag"] else "done") + f" at step {step}; state in {state_path}")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ctcli.train_asr", description=__doc__.split("\n\n")[0])
+    for k, v in asdict(AsrConfig()).items():
+        ap.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
+    ap.add_argument("--resume", action="store_true")
+    a = vars(ap.parse_args(argv))
+    resume = a.pop("resume")
+    cfg = AsrConfig(**{k: a[k] for k in asdict(AsrConfig())})
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+
+    fit(cfg, resume=resume, log=log)
+
+
+if __name__ == "__main__":
+    main()
