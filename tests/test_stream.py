@@ -1,0 +1,160 @@
+"""Streaming: exact features and model outputs chunk by chunk, VAD segments,
+the `listen` path from a file or stdin, partials, Ctrl-C, no devices."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctcli import stream
+from ctcli.audio import logmel
+from tests.conftest import run_cli
+
+
+def bursts(n: int = 3, speech_s: float = 0.9, gap_s: float = 0.7, seed: int = 0) -> np.ndarray:
+    """Noise-modulated tones separated by near-silence: clear VAD segments."""
+    rng = np.random.default_rng(seed)
+    parts = [np.zeros(int(0.5 * 16000), np.float32)]
+    for i in range(n):
+        t = np.arange(int(speech_s * 16000)) / 16000
+        tone = 0.3 * np.sin(2 * np.pi * (150 + 60 * i) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+        parts.append((tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32))
+        parts.append((0.0005 * rng.standard_normal(int(gap_s * 16000))).astype(np.float32))
+    return np.concatenate(parts)
+
+
+def write_wave(path, wave, sr=16000):
+    import soundfile as sf
+
+    sf.write(str(path), wave, sr)
+    return path
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 24000), seed=st.integers(0, 1000))
+def test_streaming_logmel_equals_offline(n, seed):
+    rng = np.random.default_rng(seed)
+    w = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    s = stream.StreamingLogMel()
+    parts, i = [], 0
+    while i < n:
+        k = int(rng.integers(1, 4000))
+        parts.append(s.push(w[i : i + k]))
+        i += k
+    parts.append(s.finish())
+    got = np.concatenate(parts)
+    want = logmel(w) if n >= 400 else None
+    if want is not None:
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() < 1e-4
+    else:
+        assert got.shape[0] == 1 + n // 160
+
+
+@pytest.fixture(scope="module")
+def tiny_asr(tiny_registry):
+    from ctcli.model import load_model
+
+    return load_model(tiny_registry / "models" / "tiny-asr.pt")
+
+
+@settings(max_examples=15, deadline=None)
+@given(T=st.integers(1, 300), seed=st.integers(0, 1000))
+def test_streaming_acoustic_equals_offline(tiny_asr, T, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, 40)).astype(np.float32)
+    want = tiny_asr.log_probs([x])[0]
+    s = stream.StreamingAcoustic(tiny_asr)
+    parts, i = [], 0
+    while i < T:
+        k = int(rng.integers(1, 30))
+        parts.append(s.push(x[i : i + k]))
+        i += k
+    parts.append(s.finish())
+    got = np.concatenate(parts)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+
+
+def test_vad_finds_the_bursts():
+    w = bursts(3)
+    segs = stream.segments_offline(w, stream.VadConfig())
+    assert len(segs) == 3
+    for (a, b), k in zip(segs, range(3), strict=True):
+        burst_start = int((0.5 + k * 1.6) * 16000)
+        assert a <= burst_start <= b
+
+
+def test_stream_final_equals_offline_on_same_segments(tiny_asr):
+    from ctcli.decoder import build_decoder
+
+    dec = build_decoder(tiny_asr.labels, blank=0, beam_width=8)
+    w = bursts(3, seed=1)
+    finals, partials = [], []
+    rec = stream.StreamRecognizer(tiny_asr, dec, stream.VadConfig(), lambda r: (finals if r.final else partials).append(r))
+    stream.run((w[i : i + 1600] for i in range(0, w.size, 1600)), rec)
+    segs = stream.segments_offline(w, stream.VadConfig())
+    offline = []
+    for a, b in segs:
+        lp = tiny_asr.log_probs([logmel(w[a:b], tiny_asr.meta["features"])])[0]
+        offline.append(dec.decode(lp).text)
+    assert [r.text for r in finals] == [t for t in offline if t]
+    assert [round(r.start * 16000) for r in finals] == [a for (a, b), t in zip(segs, offline, strict=True) if t]
+    # partials arrive before their utterance ends
+    for p in partials:
+        f = next(r for r in finals if r.utterance == p.utterance) if any(r.utterance == p.utterance for r in finals) else None
+        if f is not None:
+            assert p.end < f.end and p.wall <= f.wall
+
+
+def test_listen_from_file_jsonl(registry_env, tmp_path):
+    wav = write_wave(tmp_path / "b.wav", bursts(3, seed=2))
+    p = run_cli(["listen", "--from", str(wav), "-f", "jsonl", "--words"], registry_env)
+    assert p.returncode == 0, p.stderr
+    recs = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert 1 <= len(recs) <= 3
+    assert all(r["start"] < r["end"] for r in recs)
+    assert [r["start"] for r in recs] == sorted(r["start"] for r in recs)
+    assert b"\x1b[" not in p.stderr  # no partial redraws when stderr is not a terminal
+
+
+def test_listen_from_stdin_wav_and_raw(registry_env, tmp_path):
+    w = bursts(2, seed=3)
+    wav = write_wave(tmp_path / "b.wav", w)
+    a = run_cli(["listen", "--from", "-"], registry_env, stdin=wav.read_bytes())
+    raw = (np.clip(w, -1, 1) * 32767).astype("<i2").tobytes()
+    b = run_cli(["listen", "--from", "-", "--sample-rate", "16000"], registry_env, stdin=raw)
+    c = run_cli(["listen", "--from", str(wav)], registry_env)
+    assert a.returncode == b.returncode == c.returncode == 0
+    assert a.stdout == c.stdout  # same samples, same transcript
+    assert len(b.stdout.splitlines()) == len(c.stdout.splitlines())
+
+
+def test_listen_ctrl_c_prints_pending_utterance(registry_env, tmp_path):
+    wav = write_wave(tmp_path / "long.wav", bursts(1, speech_s=20.0, seed=4))
+    proc = subprocess.Popen([sys.executable, "-m", "ctcli", "listen", "-v", "--from", str(wav), "--realtime", "--no-vad", "-f", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=registry_env)
+    while b"listening" not in proc.stderr.readline():  # model loaded, audio starts flowing
+        assert proc.poll() is None
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    recs = [json.loads(x) for x in out.decode().splitlines()]
+    assert len(recs) == 1 and 0.5 < recs[0]["end"] < 20.0  # the utterance in progress, cut where Ctrl-C came
+
+
+def test_list_devices_without_devices_exit_3(registry_env):
+    p = run_cli(["listen", "--list-devices"], registry_env)
+    if p.returncode == 0:
+        pytest.skip("this machine has an audio input device")
+    assert p.returncode == 3
+    assert len(p.stderr.decode().strip().splitlines()) == 1
