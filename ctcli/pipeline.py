@@ -48,6 +48,7 @@ class _Prepared:
     duration: float | None = None
     result: Result | None = None  # set when finished (error or skipped)
     skipped: bool = False
+    long_audio: bool = False  # streamed through VAD segments instead of one forward pass
 
 
 def parse_hotword(spec: str, default_boost: float) -> tuple[str, float]:
@@ -188,6 +189,11 @@ class Pipeline:
         try:
             if item.error:
                 raise InputError(item.error)
+            if item.path is not None and _audio_seconds(item.path) > LONG_AUDIO_S:
+                p.kind = "audio"
+                self.runner_for("audio")
+                p.long_audio = True
+                return
             data = item.read()
             p.kind = detect_kind(item, data[:64])
             runner = self.runner_for(p.kind)
@@ -221,7 +227,43 @@ class Pipeline:
                 item.display, kind=p.kind, error=f"cannot process input: {type(e).__name__}: {e}"
             )
 
+    def _long_audio(self, p: _Prepared) -> Result:
+        """Audio of any length in bounded memory: VAD segments streamed
+        through the model and decoder; timestamps in file time."""
+        from ctcli import stream
+
+        runner = self.runner_for("audio")
+        if runner.decoder is None:
+            from ctcli.decoder import build_decoder
+
+            runner.decoder = build_decoder(list(runner.model.labels), blank=runner.model.blank, beam_width=1)
+        finals: list = []
+        rec = stream.StreamRecognizer(runner.model, runner.decoder, stream.VadConfig(), lambda r: r.final and finals.append(r))
+        total = 0
+        for block in stream.file_blocks(str(p.item.path)):
+            total += block.size
+            rec.push(block)
+        rec.close()
+        words = [w for r in finals for w in r.words]
+        return Result(
+            p.item.display,
+            text=" ".join(r.text for r in finals),
+            score=None,
+            conf=min((r.conf for r in finals), default=1.0),
+            words=words,
+            segments=[(r.start, r.end, r.text) for r in finals],
+            kind="audio",
+            duration=total / 16000.0,
+            model=runner.name,
+        )
+
     def _infer(self, window: list[_Prepared]) -> None:
+        for p in window:
+            if p.long_audio and p.result is None:
+                try:
+                    p.result = self._long_audio(p)
+                except InputError as e:
+                    p.result = Result(p.item.display, kind="audio", error=str(e))
         todo = [p for p in window if p.result is None and not p.skipped]
         by_runner: dict[int, list[_Prepared]] = {}
         for p in todo:
@@ -287,6 +329,20 @@ class Pipeline:
             duration=p.duration,
             model=runner.name,
         )
+
+
+LONG_AUDIO_S = 30.0  # longer audio files are segmented by VAD and streamed (bounded memory)
+
+
+def _audio_seconds(path: Path) -> float:
+    """Duration from the header (0 when unknown or not audio)."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return info.frames / float(info.samplerate)
+    except Exception:
+        return 0.0
 
 
 def _rerank_expr(text: str, hyps: list, words: list[Word]) -> tuple[str, list[Word]]:

@@ -58,6 +58,7 @@ class Result:
     words: list[Word] = field(default_factory=list)
     nbest: list[NBest] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    segments: list[tuple[float, float, str]] = field(default_factory=list)  # long audio: VAD segments
     kind: str | None = None  # "audio" | "image"
     duration: float | None = None  # seconds of audio
     model: str | None = None

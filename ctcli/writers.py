@@ -98,10 +98,24 @@ class JsonWriter(Writer):
 
 
 def cues(result: Result) -> list[tuple[float, float, str]]:
-    """Group a result's words into subtitle cues (start, end, text)."""
+    """Group a result's words into subtitle cues (start, end, text); cues
+    never span a VAD segment boundary."""
+    if result.segments:
+        out = []
+        for a, b, _ in result.segments:
+            part = [w for w in result.words if a <= w.start < b]
+            out += _word_cues(part)
+        return out
+    out = _word_cues(result.words)
+    if not out and result.text:
+        out.append((0.0, result.duration or 0.0, result.text))
+    return out
+
+
+def _word_cues(words: list) -> list[tuple[float, float, str]]:
     out: list[tuple[float, float, str]] = []
     cur: list = []
-    for w in result.words:
+    for w in words:
         if cur:
             text = " ".join(x.text for x in cur + [w])
             if (
@@ -114,8 +128,6 @@ def cues(result: Result) -> list[tuple[float, float, str]]:
         cur.append(w)
     if cur:
         out.append((cur[0].start, cur[-1].end, " ".join(x.text for x in cur)))
-    if not out and result.text:
-        out.append((0.0, result.duration or 0.0, result.text))
     return out
 
 

@@ -158,3 +158,25 @@ def test_list_devices_without_devices_exit_3(registry_env):
         pytest.skip("this machine has an audio input device")
     assert p.returncode == 3
     assert len(p.stderr.decode().strip().splitlines()) == 1
+
+
+def test_long_file_segments_keep_file_time(registry_env, tmp_path):
+    """A file longer than the long-audio threshold goes through VAD segments;
+    word times are in file time and each cue stays inside its segment."""
+    from typer.testing import CliRunner
+
+    from ctcli.cli import app
+    from ctcli.pipeline import LONG_AUDIO_S
+
+    n = int(LONG_AUDIO_S / 1.6) + 4
+    w = bursts(n, seed=5)
+    wav = write_wave(tmp_path / "long.wav", w)
+    r = CliRunner().invoke(app, ["transcribe", "-f", "jsonl", "--words", str(wav)], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    starts = [0.5 + k * 1.6 for k in range(n)]
+    assert rec["words"], rec
+    for word in rec["words"]:  # every word falls inside one of the bursts (plus VAD padding)
+        assert any(s - 0.3 <= word["start"] <= s + 0.9 + 0.35 for s in starts), word
+    srt = CliRunner().invoke(app, ["transcribe", "-f", "srt", str(wav)], catch_exceptions=False)
+    assert srt.exit_code == 0 and srt.stdout.count(" --> ") >= n // 2
