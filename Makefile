@@ -51,3 +51,39 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# >>> ocr-expr (issue 5; appended by the OCR engineer, owner: ctcli/train.py) >>>
+# Reproduce the bundled arithmetic-captcha CRNN: generate 30 x 10k captcha
+# shards (seeds 1000-1029, val seed 7) under data/ocr-expr, then train 8k
+# steps on one CPU thread (CUDA when available), resumable. Evaluation uses
+# seeds >= 100000, never seen in training.
+.PHONY: train-ocr-expr eval-ocr-expr
+train-ocr-expr: install
+	$(CTCLI) train --spec expr --shards 30 --shard-size 10000 --steps 8000 --batch 32 --lr 0.002 \
+	  --seed 1 --threads 1 --out models/ocr-expr/model.pt --run-dir runs/ocr-expr --data-dir data/ocr-expr --resume
+	$(PY) -m ctcli.registry refresh
+
+eval-ocr-expr: install
+	$(CTCLI) eval --model ocr-expr --spec expr --n 10000 --seed 100000 --threads 1
+# <<< ocr-expr <<<
+
+# ---- language models (issue 4: ctcli lm build, lm/) -------------------------
+# `make lm` rebuilds lm/en-4gram.bin, lm/en-4gram.unigrams.txt,
+# lm/expr-char.arpa and lm/MANIFEST.json from Debian packages (apt-get
+# download, no install) and PyPI; `make bench-lm` compares `ctcli lm build`
+# with KenLM's lmplz on 1 M words (build time, peak RSS, test perplexity).
+.PHONY: kenlm-tools lm-corpus bench-lm
+kenlm-tools:
+	lm/build_kenlm_tools.sh
+
+lm: install kenlm-tools
+	PY=$(PY) lm/recipe.sh
+
+lm-corpus: install
+	PY=$(PY) lm/recipe.sh corpus
+
+bench-lm: install kenlm-tools lm-corpus
+	$(PY) bench/lmbuild.py
+
+bench: kenlm-tools lm-corpus
+# ---- end of language models -------------------------------------------------

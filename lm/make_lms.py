@@ -1,0 +1,147 @@
+"""Build the bundled LMs and lm/MANIFEST.json (called by lm/recipe.sh).
+
+Usage: python lm/make_lms.py --corpus DIR --work SCRATCH --out lm
+
+DIR holds train.txt and test.txt from lm/prepare_corpus.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from ctcli.cli_lm import arpa_to_binary, perplexity  # noqa: E402
+from ctcli.lmbuild import build_lm, generate_expressions  # noqa: E402
+
+EN_ORDER = 4
+EN_PRUNE = [0, 0, 1, 1]  # drop singleton trigrams and 4-grams: ~11 MB binary
+EXPR_ORDER = 6  # the kenlm Python module is compiled for order <= 6
+EXPR_PRUNE = [0, 0, 0, 1, 1, 1]
+EXPR_TRAIN = (50_000, 0)  # expressions, seed
+EXPR_TEST = (2_000, 1)
+
+EN_CORPUS = (
+    "King James Bible (Debian bible-kjv-text 4.38), Jane Austen's six novels "
+    "(r-cran-janeaustenr 1.0.0-1), BSD fortune files (fortunes, fortunes-min "
+    "1:1.99.1-7.3; art and ascii-art left out), WordNet 3.0 glosses and examples "
+    "(wordnet-base 1:3.0-37); sentence-split by lm/prepare_corpus.py, every "
+    "100th sentence held out as the test set; sentences in lm/exclude-en.txt removed"
+)
+EN_LICENSE = (
+    "Public domain (KJV, Austen texts); BSD-style (fortune files as shipped in "
+    "Debian main, WordNet 3.0 licence). No GPL text."
+)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=HERE)
+    a = ap.parse_args()
+    work, out = a.work, a.out
+    work.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "MANIFEST.json"
+    old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"lms": []}
+
+    # ---- en-4gram
+    corpus = a.corpus
+    arpa = work / "en-4gram.arpa"
+    t = time.perf_counter()
+    st = build_lm(
+        corpus / "train.txt",
+        arpa,
+        order=EN_ORDER,
+        unit="word",
+        normalize="en",
+        prune=EN_PRUNE,
+        exclude=HERE / "exclude-en.txt",
+        unigrams=out / "en-4gram.unigrams.txt",
+    )
+    print(
+        f"en-4gram: {st.tokens} tokens, n-grams {st.ngrams}, {time.perf_counter() - t:.1f} s",
+        file=sys.stderr,
+    )
+    binf = out / "en-4gram.bin"
+    arpa_to_binary(arpa, binf, quantize=8, trie=True)
+    with open(corpus / "test.txt", encoding="utf-8") as fh:
+        en_ppl = perplexity(binf, fh, "word", "en")
+    print(f"en-4gram: test perplexity {en_ppl}", file=sys.stderr)
+    en = {
+        "name": "en-4gram", "file": binf.name, "sha256": sha256(binf), "size": binf.stat().st_size,
+        "order": EN_ORDER, "unit": "word", "vocab_size": st.vocab_size,
+        "unigrams": "en-4gram.unigrams.txt", "corpus": EN_CORPUS, "license": EN_LICENSE,
+        "test_perplexity": round(en_ppl["perplexity"], 2),
+        "description": (
+            "English word 4-gram, interpolated modified Kneser-Ney (ctcli lm build), "
+            f"pruned {','.join(map(str, EN_PRUNE))}, KenLM trie binary with 8-bit quantisation; "
+            "text normalised to lowercase a-z and apostrophe (the English acoustic model's alphabet)"
+        ),
+        "format": "kenlm-binary", "normalize": "en", "prune": EN_PRUNE,
+        "ngrams": st.ngrams, "train_sentences": st.sentences, "train_tokens": st.tokens,
+        "test_sentences": en_ppl["sentences"], "test_tokens": en_ppl["tokens"], "test_oov": en_ppl["oov"],
+    }  # fmt: skip
+
+    # ---- expr-char
+    train = work / "expr-train.txt"
+    test = work / "expr-test.txt"
+    train.write_text("".join(s + "\n" for s in generate_expressions(*EXPR_TRAIN)), encoding="utf-8")
+    test.write_text("".join(s + "\n" for s in generate_expressions(*EXPR_TEST)), encoding="utf-8")
+    ef = out / "expr-char.arpa"
+    st2 = build_lm(train, ef, order=EXPR_ORDER, unit="char", normalize="none", prune=EXPR_PRUNE)
+    with open(test, encoding="utf-8") as fh:
+        ex_ppl = perplexity(ef, fh, "char", "none")
+    print(f"expr-char: n-grams {st2.ngrams}, test perplexity {ex_ppl}", file=sys.stderr)
+    ex = {
+        "name": "expr-char", "file": ef.name, "sha256": sha256(ef), "size": ef.stat().st_size,
+        "order": EXPR_ORDER, "unit": "char", "vocab_size": st2.vocab_size, "unigrams": None,
+        "corpus": (
+            f"{EXPR_TRAIN[0]} random expressions 'EXPR=RESULT' from "
+            f"ctcli.lmbuild.generate_expressions(seed={EXPR_TRAIN[1]}): the captcha templates "
+            "{d}{o}{d}{o}{d}, ({d}{o}{d}){o}{d}, {d}{o}({d}{o}{d}) and longer variants "
+            "(multi-digit numbers, up to 4 operators, nested parentheses); test set: "
+            f"{EXPR_TEST[0]} expressions with seed {EXPR_TEST[1]}"
+        ),
+        "license": "MIT (generated text)",
+        "test_perplexity": round(ex_ppl["perplexity"], 3),
+        "description": (
+            "Character 6-gram for the arithmetic-expression OCR model: one token per "
+            "character of 0123456789+-*()=, interpolated modified Kneser-Ney, ARPA"
+        ),
+        "format": "arpa", "normalize": "none", "prune": EXPR_PRUNE, "ngrams": st2.ngrams,
+        "alphabet": "0123456789+-*()=", "space_token": "<sp>",
+    }  # fmt: skip
+
+    manifest = {
+        "comment": "Bundled n-gram LMs; rebuilt by `make lm` (lm/recipe.sh). See lm/README.md.",
+        "lms": [en, ex],
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    before = {e["name"]: e.get("sha256") for e in old.get("lms", [])}
+    for e in manifest["lms"]:
+        prev = before.get(e["name"])
+        verdict = "new" if prev is None else ("bit-identical" if prev == e["sha256"] else "CHANGED")
+        print(
+            f"{e['name']}: {e['file']} {e['size']} bytes sha256 {e['sha256'][:16]}… "
+            f"ppl {e['test_perplexity']} [{verdict} vs previous manifest]",
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Assemble the English LM corpus from unpacked Debian packages.
+
+Usage: python lm/prepare_corpus.py ROOT OUTDIR [--bible PROG] [--holdout 100]
+
+ROOT is a directory into which these .deb files were unpacked with
+`dpkg-deb -x` (see lm/recipe.sh): bible-kjv-text + bible-kjv (King James
+Bible, public domain), r-cran-janeaustenr (Jane Austen's six novels, public
+domain text, MIT packaging), fortunes + fortunes-min (BSD fortune files),
+wordnet-base (WordNet 3.0 glosses and examples, WordNet licence).
+
+Writes OUTDIR/train.txt and OUTDIR/test.txt, one sentence a line, raw text
+(`ctcli lm build` normalises). Every HOLDOUT-th sentence goes to test.txt.
+Deterministic: the same packages give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rdata  # noqa: E402
+
+_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]*[A-Z0-9])")
+_WS = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # fortunes' overstrike backspaces etc.
+
+
+def sentences(paragraph: str) -> list[str]:
+    p = _WS.sub(" ", _CONTROL.sub("", paragraph)).strip()
+    return [s.strip() for s in _SPLIT.split(p) if s.strip()] if p else []
+
+
+def paragraphs(lines) -> list[str]:
+    out, cur = [], []
+    for line in lines:
+        if line.strip():
+            cur.append(line.strip())
+        elif cur:
+            out.append(" ".join(cur))
+            cur = []
+    if cur:
+        out.append(" ".join(cur))
+    return out
+
+
+def bible(root: Path, prog: str | None) -> list[str]:
+    exe = prog or str(root / "usr/bin/bible")
+    data = root / "usr/lib"
+    r = subprocess.run(
+        [exe, "-p", str(data), "-l0", "Gen1:1-Rev22:21"], capture_output=True, text=True, check=True
+    )
+    out = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"^\s+\d+ (.*)$", line)  # verses are indented; "1 Samuel 1" is a heading
+        if m:
+            out.extend(sentences(m.group(1)))
+    return out
+
+
+def austen(root: Path) -> list[str]:
+    books = rdata.read_lazyload(root / "usr/lib/R/site-library/janeaustenr/data/Rdata")
+    out = []
+    for name in sorted(books):
+        for para in paragraphs(books[name]):
+            if para.isupper() or para.lower().startswith("chapter"):
+                continue
+            out.extend(sentences(para))
+    return out
+
+
+SKIP_FORTUNES = {"art", "ascii-art"}
+
+
+def fortunes(root: Path) -> list[str]:
+    d = root / "usr/share/games/fortunes"
+    out = []
+    for f in sorted(d.iterdir()):
+        if f.suffix or f.is_symlink() or not f.is_file() or f.name in SKIP_FORTUNES:
+            continue
+        text = f.read_bytes().decode("utf-8", "replace")
+        for entry in re.split(r"^%\s*$", text, flags=re.M):
+            # attribution lines ("-- Author") are not running text
+            lines = [ln for ln in entry.splitlines() if not ln.strip().startswith("--")]
+            for para in paragraphs(lines):
+                out.extend(sentences(para))
+    return out
+
+
+def wordnet(root: Path) -> list[str]:
+    out = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        for line in (
+            (root / f"usr/share/wordnet/data.{pos}").read_text("utf-8", "replace").splitlines()
+        ):
+            if line.startswith("  ") or " | " not in line:
+                continue
+            gloss = line.split(" | ", 1)[1]
+            for part in gloss.split(";"):
+                part = part.strip().strip('"').strip()
+                if part:
+                    out.append(part)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("outdir", type=Path)
+    ap.add_argument("--bible", help="path of the `bible` program (default ROOT/usr/bin/bible)")
+    ap.add_argument("--holdout", type=int, default=100)
+    a = ap.parse_args()
+    a.outdir.mkdir(parents=True, exist_ok=True)
+    n_train = n_test = 0
+    with (
+        open(a.outdir / "train.txt", "w", encoding="utf-8") as tr,
+        open(a.outdir / "test.txt", "w", encoding="utf-8") as te,
+    ):
+        for name, fn in (
+            ("bible", lambda: bible(a.root, a.bible)),
+            ("austen", lambda: austen(a.root)),
+            ("fortunes", lambda: fortunes(a.root)),
+            ("wordnet", lambda: wordnet(a.root)),
+        ):
+            sents = fn()
+            print(
+                f"{name}: {len(sents)} sentences, {sum(len(s.split()) for s in sents)} words",
+                file=sys.stderr,
+            )
+            for i, s in enumerate(sents):
+                if i % a.holdout == a.holdout - 1:
+                    te.write(s + "\n")
+                    n_test += 1
+                else:
+                    tr.write(s + "\n")
+                    n_train += 1
+    print(f"train {n_train} sentences, test {n_test}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
