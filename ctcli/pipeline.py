@@ -238,9 +238,10 @@ class Pipeline:
 
             runner.decoder = build_decoder(list(runner.model.labels), blank=runner.model.blank, beam_width=1)
         finals: list = []
-        rec = stream.StreamRecognizer(runner.model, runner.decoder, stream.VadConfig(), lambda r: r.final and finals.append(r))
+        rec = stream.StreamRecognizer(runner.model, runner.decoder, stream.VadConfig(), lambda r: r.final and finals.append(r),
+                                      partial_every=1 << 30)  # no partials offline
         total = 0
-        for block in stream.file_blocks(str(p.item.path)):
+        for block in stream.file_blocks(str(p.item.path), block_s=LONG_AUDIO_BLOCK_S):
             total += block.size
             rec.push(block)
         rec.close()
@@ -332,6 +333,7 @@ class Pipeline:
 
 
 LONG_AUDIO_S = 30.0  # longer audio files are segmented by VAD and streamed (bounded memory)
+LONG_AUDIO_BLOCK_S = 0.5  # read size for long files (endpoint resolution)
 
 
 def _audio_seconds(path: Path) -> float:

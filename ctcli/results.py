@@ -6,6 +6,7 @@ jsonl schema (one object per input)::
      "words": [{"text", "start", "end", "conf"}]   # only with --words
      "nbest": [{"text", "score", "acoustic_score", "lm_score"}]  # only with --n-best > 1
      "lines": [str]             # images split into several text lines
+     "segments": [{"start", "end", "text"}]  # long audio: its VAD segments
      "model": str | null, "error": str | null}
 
 `start`/`end` are seconds for audio and pixels (x in the original image) for
@@ -81,6 +82,8 @@ class Result:
             d["nbest"] = [h.to_dict() for h in self.nbest]
         if len(self.lines) > 1:
             d["lines"] = self.lines
+        if self.segments:
+            d["segments"] = [{"start": round(a, 3), "end": round(b, 3), "text": t} for a, b, t in self.segments]
         d["model"] = self.model
         d["error"] = self.error
         return d
