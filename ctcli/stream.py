@@ -55,12 +55,15 @@ class EnergyVad:
         self.n = int(sr * cfg.frame_s)
         self.floor = None
         self._rest = np.zeros(0, np.float32)
+        self.consumed = 0  # samples of the stream covered by complete frames
 
     def frames(self, x: np.ndarray) -> list[bool]:
-        """Speech flags for each complete analysis frame of the new samples."""
+        """Speech flags for each complete analysis frame of the new samples;
+        the first starts at the sample index `consumed` had before the call."""
         x = np.concatenate([self._rest, x])
         k = x.size // self.n
         self._rest = x[k * self.n :]
+        self.consumed += k * self.n
         out = []
         for i in range(k):
             f = x[i * self.n : (i + 1) * self.n]
@@ -380,12 +383,21 @@ class StreamRecognizer:
         self.on_result(StreamResult(r.text if r else "", final, t0, (u.start_sample + u.samples) / SAMPLE_RATE,
                                     time.monotonic(), words, float(r.conf) if r else 1.0, self.n_utt))
 
-    def _start(self) -> None:
-        start = self.pos - self.pre_n
+    def _start(self, start: int) -> None:
+        """Open an utterance at sample `start` (inside the pre-roll buffer)."""
+        buf_start = self.pos - self.pre_n
+        start = max(start, buf_start)
         self.utt = Utterance(self.loaded, self.decoder, start)
         self._last_partial_frames = 0
+        self._replay(start - buf_start)
+
+    def _replay(self, skip: int) -> None:
         for b in self.pre:
-            self.utt.push(b)
+            if skip >= b.size:
+                skip -= b.size
+                continue
+            self.utt.push(b[skip:])
+            skip = 0
         self.pre.clear()
         self.pre_n = 0
 
@@ -399,22 +411,33 @@ class StreamRecognizer:
 
     def push(self, x: np.ndarray) -> None:
         cfg = self.vad_cfg
-        flags = self.vad.frames(x) if cfg.enabled else [True]
+        first = self.vad.consumed
+        flags = self.vad.frames(x) if cfg.enabled else []
         if self.utt is None:
             self.pre.append(x)
             self.pre_n += x.size
-            while self.pre and self.pre_n - self.pre[0].size >= cfg.preroll_s * SAMPLE_RATE:
+            keep = cfg.preroll_s * SAMPLE_RATE + x.size + self.vad.n
+            while self.pre and self.pre_n - self.pre[0].size >= keep:
                 self.pre_n -= self.pre.popleft().size
-            self.speech_run = self.speech_run + sum(flags) if any(flags) else 0
             self.pos += x.size
-            if not cfg.enabled or self.speech_run * cfg.frame_s >= cfg.min_speech_s:
-                self._start()
+            onset = 0 if not cfg.enabled else None
+            run = self.speech_run
+            for i, f in enumerate(flags):
+                run = run + 1 if f else 0
+                if run * cfg.frame_s >= cfg.min_speech_s:
+                    onset = first + (i - run + 1) * self.vad.n  # sample where the speech run began
+                    break
+            self.speech_run = run
+            if onset is not None:
                 self.speech_run = 0
+                self.silence_run = 0
+                self._start(int(onset - cfg.preroll_s * SAMPLE_RATE) if cfg.enabled else self.pos - self.pre_n)
             return
         self.pos += x.size
         self.utt.push(x)
         if cfg.enabled:
-            self.silence_run = 0 if any(flags[-3:]) else self.silence_run + len(flags)
+            for f in flags:
+                self.silence_run = 0 if f else self.silence_run + 1
         if self.utt.frames - self._last_partial_frames >= self.partial_every:
             self._last_partial_frames = self.utt.frames
             self._emit(self.utt.stream.partial(), final=False)
@@ -466,12 +489,11 @@ class _SegmentOnly(StreamRecognizer):
         self.partial_every = 10**9
         self._last_partial_frames = 0
 
-    def _start(self) -> None:
-        self.utt = _Counter(self.pos - self.pre_n)
-        for b in self.pre:
-            self.utt.push(b)
-        self.pre.clear()
-        self.pre_n = 0
+    def _start(self, start: int) -> None:
+        buf_start = self.pos - self.pre_n
+        start = max(start, buf_start)
+        self.utt = _Counter(start)
+        self._replay(start - buf_start)
 
     def _end(self) -> None:
         self.segments.append((self.utt.start_sample, self.utt.start_sample + self.utt.samples))
