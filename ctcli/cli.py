@@ -47,7 +47,7 @@ def handled(fn):
             console.error("interrupted")
             code = ExitCode.INTERRUPTED
         except BrokenPipeError:
-            _silence_stdout()
+            console.silence_stdout()
             code = ExitCode.OK
         except typer.Exit:
             raise
@@ -61,7 +61,7 @@ def handled(fn):
         try:
             sys.stdout.flush()
         except BrokenPipeError:
-            _silence_stdout()
+            console.silence_stdout()
         if code:
             raise typer.Exit(int(code))
         return 0
@@ -396,12 +396,3 @@ _register_optional()
 def main(argv: list[str] | None = None) -> None:
     """Entry point (console script and `python -m ctcli`)."""
     app(args=argv, prog_name="ctcli")
-
-
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass

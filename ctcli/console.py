@@ -87,14 +87,19 @@ class StdoutSink:
 
     def _on_broken_pipe(self) -> None:
         self.closed = True
-        # Point fd 1 at /dev/null so the interpreter's final flush is silent.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass
+        silence_stdout()
         raise BrokenPipeError
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null so that the interpreter's final flush after a
+    closed pipe (`| head -1`) is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 class Progress:
