@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_ctc import brute_force, rand_lp
 
 from ctcli._beam_ref import prefix_beam_search
 from ctcli.decoder import (
@@ -20,7 +21,6 @@ from ctcli.decoder import (
     greedy_decode,
 )
 from ctcli.errors import DecoderInputError
-from test_ctc import brute_force, rand_lp
 
 LABELS = ["", " ", "a", "b"]
 EXH = {f: getattr(PruningOptions.exhaustive(), f) for f in PruningOptions.__dataclass_fields__}
@@ -255,3 +255,63 @@ def test_accepts_float64_and_torch():
     assert dec.decode(lp.astype(np.float64)).text == "a"
     assert dec.decode(torch.from_numpy(lp)).text == "a"
     assert math.isfinite(dec.decode(lp).score)
+
+
+def test_hotword_phrase_across_a_space():
+    # "ab ba" vs acoustically preferred "ab bb"
+    spec = [[0.05, 0.05, 0.85, 0.05], [0.9, 0.04, 0.03, 0.03], [0.05, 0.05, 0.05, 0.85],
+            [0.9, 0.04, 0.03, 0.03], [0.05, 0.85, 0.05, 0.05], [0.9, 0.04, 0.03, 0.03],
+            [0.05, 0.05, 0.05, 0.85], [0.9, 0.04, 0.03, 0.03], [0.05, 0.05, 0.42, 0.48]]  # fmt: skip
+    lp = from_probs(spec)
+    assert build_decoder(LABELS).decode(lp).text == "ab bb"
+    assert build_decoder(LABELS, hotwords=[("ab ba", 3.0)]).decode(lp).text == "ab ba"
+    # a hotword that only matches a prefix of a word gives no lasting bonus
+    r0 = build_decoder(LABELS).decode(lp)
+    r1 = build_decoder(LABELS, hotwords=[("abb", 3.0)]).decode(lp)
+    assert r1.text == r0.text and r1.score == pytest.approx(r0.score)
+
+
+def test_partial_results_grow():
+    lp = from_probs([[0.05, 0.05, 0.85, 0.05], [0.9, 0.04, 0.03, 0.03]] * 4)
+    s = build_decoder(LABELS).stream()
+    texts = []
+    for i in range(0, 8, 2):
+        s.feed(lp[i : i + 2])
+        texts.append(s.partial().text)
+    assert texts == ["a", "aa", "aaa", "aaaa"]
+    assert s.finish().words[0].end == 7
+
+
+def test_numba_cache_dir_falls_back_when_package_is_read_only(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    import numba.core.config as nb_config
+
+    from ctcli import _beam
+
+    monkeypatch.setattr(nb_config, "CACHE_DIR", nb_config.CACHE_DIR)  # restored afterwards
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    pkg = str(Path(_beam.__file__).resolve().parent)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == pkg else real_access(p, m))
+    _beam._ensure_cache_dir()
+    want = str(tmp_path / "ctcli" / "numba")
+    assert os.environ["NUMBA_CACHE_DIR"] == want and nb_config.CACHE_DIR == want
+
+
+def test_prefix_tree_growth_keeps_results():
+    rng = np.random.default_rng(11)
+    lp = f32(rand_lp(rng, 300, 4, scale=1.0))
+    dec = build_decoder(LABELS, beam_width=64, n_best=5, **EXH)
+    whole = dec.decode(lp)
+    assert dec._spare.nodes_i.shape[0] > 1 << 14  # the node table had to grow
+    s = dec.stream()
+    for a in range(0, 300, 37):
+        s.feed(lp[a : a + 37])
+    assert s.finish() == whole
+    ref = prefix_beam_search(lp[:60].astype(np.float64), LABELS, beam_width=64)
+    r60 = dec.decode(lp[:60])
+    assert [h.text for h in r60.nbest] == [t for t, _ in ref[:5]]

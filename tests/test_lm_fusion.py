@@ -72,10 +72,17 @@ def test_lm_flip_inside_an_utterance_uses_context():
 
 def test_open_vocabulary_keeps_confident_oov_word():
     lp = word_frames("the hast")  # "hast" is not in the LM; dropping "s" costs ~2.2 nats
-    r = build_decoder(LABELS, lm=WORD_ARPA, alpha=0.5, beta=1.0, oov_score=-3.0).decode(lp)
+    r = build_decoder(
+        LABELS, lm=WORD_ARPA, alpha=0.5, beta=1.0, oov_score=-3.0, oov_char_score=0.0
+    ).decode(lp)
     assert r.text == "the hast"
     # the OOV cost is tunable: a large one pushes towards in-vocabulary words
     r = build_decoder(LABELS, lm=WORD_ARPA, alpha=0.5, beta=1.0, oov_score=-20.0).decode(lp)
+    assert r.text == "the hat"
+    # ... and so does a cost per letter of the made-up word
+    r = build_decoder(
+        LABELS, lm=WORD_ARPA, alpha=0.5, beta=1.0, oov_score=-3.0, oov_char_score=-2.0
+    ).decode(lp)
     assert r.text == "the hat"
 
 
@@ -86,14 +93,15 @@ def test_word_lm_compiled_matches_reference(seed):
     x = rng.normal(size=(T, V)) * 2.5
     x[:, 0] += 1.0
     lp = (x - np.log(np.exp(x).sum(1, keepdims=True))).astype(np.float32)
-    alpha, beta, oov = 0.7, 0.4, -6.0
+    alpha, beta, oov, oovc = 0.7, 0.4, -6.0, -0.5
     dec = build_decoder(
-        LABELS, lm=WORD_ARPA, alpha=alpha, beta=beta, beam_width=6, n_best=6, oov_score=oov, **EXH
-    )
+        LABELS, lm=WORD_ARPA, alpha=alpha, beta=beta, beam_width=6, n_best=6, oov_score=oov,
+        oov_char_score=oovc, **EXH,
+    )  # fmt: skip
     lm = KenLM(WORD_ARPA)
     ref = prefix_beam_search(
         lp.astype(np.float64), LABELS, beam_width=6, alpha=alpha, beta=beta,
-        word_lm=RefWordLM(lm, dec.vocab, oov),
+        word_lm=RefWordLM(lm, dec.vocab, oov, oovc),
     )  # fmt: skip
     r = dec.decode(lp)
     assert [h.text for h in r.nbest] == [t for t, _ in ref]
@@ -158,3 +166,25 @@ def test_no_lm_needs_neither_kenlm_nor_eager_numba():
         "assert d.build_decoder(['', 'a', 'b']).decode(lp).text == 'a'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_char_lm_space_token_matches_lmbuild():
+    from ctcli.lm import CHAR_LM_SPACE
+
+    lmbuild = pytest.importorskip("ctcli.lmbuild")
+    assert lmbuild.SPACE_TOKEN == CHAR_LM_SPACE
+    dec = build_decoder(["", " ", "1", "+"], lm=CHAR_ARPA, lm_unit="char")
+    assert dec.tokens[1] == CHAR_LM_SPACE
+
+
+BUNDLED = Path(__file__).resolve().parent.parent / "lm" / "en-4gram.bin"
+
+
+@pytest.mark.skipif(not BUNDLED.exists(), reason="bundled LM not present")
+def test_bundled_binary_lm_finds_its_unigrams():
+    labels = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]
+    dec = build_decoder(labels, lm=BUNDLED)  # unigrams from en-4gram.unigrams.txt
+    assert len(dec.vocab) > 1000
+    lp = word_frames("the cat", ambiguous={"p": 0.5, "t": 0.4}, labels=labels)
+    assert build_decoder(labels).decode(lp).text == "the cap"
+    assert dec.decode(lp).text == "the cat"
