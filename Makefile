@@ -10,16 +10,26 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 install: $(STAMP)
 
-# System libraries: PortAudio for the microphone (sounddevice). Best effort:
-# everything but `ctcli listen` works without it.
+# System packages (Debian), best effort, only when missing and running as root:
+# PortAudio for the microphone (sounddevice), espeak-ng and flite (offline TTS
+# voices for the synthetic speech tests and corpus). Everything but
+# `ctcli listen` on a real microphone works without them.
+SYSTEM_DEBS := libportaudio2 espeak-ng flite
 system:
-	@if ! ldconfig -p 2>/dev/null | grep -q libportaudio.so.2; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get install -y -q libportaudio2 >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libportaudio2 >/dev/null 2>&1)) || \
-	    echo "warning: could not install libportaudio2; 'ctcli listen' will be unavailable" >&2; \
-	  fi; \
+	@missing=""; for p in $(SYSTEM_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing" >&2; \
+	  (apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1)) || \
+	  echo "warning: could not install$$missing" >&2; \
 	fi
+
+# Everything the speech corpus generator can use (festival voices, ffmpeg for
+# codec round trips, the text packages behind lm/ and the synthetic corpus).
+SPEECH_DEBS := festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k ffmpeg sox
+system-speech: system
+	apt-get install -y -q --no-install-recommends $(SPEECH_DEBS) >/dev/null || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(SPEECH_DEBS) >/dev/null)
 
 $(STAMP): pyproject.toml | system
 	python3 -m venv $(VENV)
@@ -53,13 +63,13 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
 # >>> ocr-expr (issue 5; appended by the OCR engineer, owner: ctcli/train.py) >>>
-# Reproduce the bundled arithmetic-captcha CRNN: generate 30 x 10k captcha
-# shards (seeds 1000-1029, val seed 7) under data/ocr-expr, then train 8k
+# Reproduce the bundled arithmetic-captcha CRNN: generate 6 x 10k captcha
+# shards (seeds 1000-1005, val seed 7) under data/ocr-expr, then train 8k
 # steps on one CPU thread (CUDA when available), resumable. Evaluation uses
 # seeds >= 100000, never seen in training.
 .PHONY: train-ocr-expr eval-ocr-expr
 train-ocr-expr: install
-	$(CTCLI) train --spec expr --shards 30 --shard-size 10000 --steps 8000 --batch 32 --lr 0.002 \
+	$(CTCLI) train --spec expr --shards 6 --shard-size 10000 --steps 8000 --batch 32 --lr 0.002 \
 	  --seed 1 --threads 1 --out models/ocr-expr/model.pt --run-dir runs/ocr-expr --data-dir data/ocr-expr --resume
 	$(PY) -m ctcli.registry refresh
 
@@ -87,3 +97,18 @@ bench-lm: install kenlm-tools lm-corpus
 
 bench: kenlm-tools lm-corpus
 # ---- end of language models -------------------------------------------------
+
+# ---- speech (synthetic corpus, acoustic model) --------------------------------
+# Shards are deterministic from the seed and resumable; they live outside the
+# work tree by default so that a fresh checkout can reuse them.
+SPEECH_DATA ?= $(HOME)/.cache/ctcli
+.PHONY: system-speech data-speech train-asr-en
+data-speech: install system-speech lm-corpus
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-val --shards 1 --shard-size 400 --seed 2
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-heldout-voice --shards 1 --shard-size 300 --seed 3 --held-out-voices
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/train.txt --out $(SPEECH_DATA)/speech --shards 60 --shard-size 1000 --seed 1
+
+train-asr-en: install
+	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
+	  --out models/asr-en/model.pt --run-dir runs/asr-en --seed 1 --threads 2 --resume
+	$(PY) -m ctcli.registry refresh
