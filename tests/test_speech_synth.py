@@ -71,3 +71,14 @@ def test_shards_resume_and_hold_transcripts(tmp_path, monkeypatch):
     mtime = (tmp_path / "out" / "shard-00000.npz").stat().st_mtime_ns
     speechdata.generate(text, tmp_path / "out", shards=1, shard_size=4, seed=1)
     assert (tmp_path / "out" / "shard-00000.npz").stat().st_mtime_ns == mtime
+
+
+def test_training_text_excludes_evaluation_transcripts(tmp_path):
+    from ctcli.synth.speechdata import load_sentences
+
+    text = tmp_path / "t.txt"
+    text.write_text("And so my fellow Americans, ask not.\nA quiet sentence for training.\nHe said: go forward ten meters now\n")
+    excl = tmp_path / "x.txt"
+    excl.write_text("# comment\nand so my fellow americans ask not\ngo forward ten meters\n")
+    assert load_sentences(text, exclude=excl) == ["a quiet sentence for training"]
+    assert len(load_sentences(text, exclude=None)) == 3

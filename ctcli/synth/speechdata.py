@@ -63,13 +63,21 @@ def template_sentence(rng: random.Random) -> str:
     )
 
 
-def load_sentences(path: Path) -> list[str]:
-    """Normalised sentences of a usable length from a one-per-line file."""
+EXCLUDE_FILE = Path(__file__).resolve().parents[2] / "lm" / "exclude-en.txt"  # evaluation transcripts
+
+
+def load_sentences(path: Path, exclude: Path | None = EXCLUDE_FILE) -> list[str]:
+    """Normalised sentences of a usable length from a one-per-line file,
+    without any sentence equal to or containing an evaluation transcript
+    (the same rule, and the same list, as the LM corpus)."""
+    from ctcli.lmbuild import _Excluder, read_exclude
+
+    drop = _Excluder(read_exclude(exclude, "word", "en") if exclude and Path(exclude).is_file() else [])
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             s = normalize_en(line)
-            if MIN_WORDS <= len(s.split()) <= MAX_WORDS:
+            if MIN_WORDS <= len(s.split()) <= MAX_WORDS and not drop(s.split()):
                 out.append(s)
     return out
 
