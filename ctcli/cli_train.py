@@ -1,0 +1,219 @@
+"""`ctcli train` and `ctcli eval`: training and evaluation as product features.
+
+Registered on the main Typer app by ``ctcli.cli``; this module stays light
+(torch, OpenCV and the generators are imported inside the commands).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+TRAIN = "Training"
+DATA = "Data"
+
+
+def _handled(fn):
+    try:
+        from ctcli.cli import handled
+    except ImportError:  # pragma: no cover - cli.py not wired yet
+        return fn
+    return handled(fn)
+
+
+def _log(msg: str) -> None:
+    from ctcli import console
+
+    try:
+        console.info(msg)
+    except Exception:  # pragma: no cover
+        import sys
+
+        print(msg, file=sys.stderr, flush=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `train` and `eval` commands to the app."""
+
+    @app.command(
+        "train", help="Train a CTC line recogniser from a generator spec or a labelled manifest."
+    )
+    @_handled
+    def train_cmd(
+        spec: Annotated[
+            str, typer.Option(help="Generator spec (ctcli.synth): expr.", rich_help_panel=DATA)
+        ] = "expr",
+        manifest: Annotated[
+            Path | None,
+            typer.Option(
+                help="Labelled manifest, one 'path<TAB>text' per line (instead of --spec).",
+                rich_help_panel=DATA,
+            ),
+        ] = None,
+        out: Annotated[Path, typer.Option(help="Inference checkpoint to write.")] = Path(
+            "models/ocr-expr/model.pt"
+        ),
+        run_dir: Annotated[
+            Path, typer.Option(help="Resume state, train.log, metrics.jsonl.")
+        ] = Path("runs/ocr-expr"),
+        data_dir: Annotated[
+            Path,
+            typer.Option(help="Preprocessed shards (generated if missing).", rich_help_panel=DATA),
+        ] = Path("data/ocr-expr"),
+        shards: Annotated[
+            int, typer.Option(help="Training shards from the generator.", rich_help_panel=DATA)
+        ] = 30,
+        shard_size: Annotated[
+            int, typer.Option(help="Images per shard.", rich_help_panel=DATA)
+        ] = 10000,
+        seed: Annotated[
+            int, typer.Option(help="Torch and batch-order seed.", rich_help_panel=TRAIN)
+        ] = 1,
+        steps: Annotated[
+            int, typer.Option(help="Optimiser steps in total.", rich_help_panel=TRAIN)
+        ] = 20000,
+        batch: Annotated[int, typer.Option(help="Images per step.", rich_help_panel=TRAIN)] = 32,
+        lr: Annotated[
+            float, typer.Option(help="Peak learning rate.", rich_help_panel=TRAIN)
+        ] = 2e-3,
+        threads: Annotated[int, typer.Option(help="Torch CPU threads.", rich_help_panel=TRAIN)] = 1,
+        device: Annotated[
+            str, typer.Option(help="auto | cpu | cuda[:N].", rich_help_panel=TRAIN)
+        ] = "auto",
+        resume: Annotated[
+            bool,
+            typer.Option(
+                "--resume/--no-resume",
+                help="Continue from RUN_DIR/state.pt if present.",
+                rich_help_panel=TRAIN,
+            ),
+        ] = False,
+        gen_only: Annotated[
+            bool,
+            typer.Option(
+                "--gen-only", help="Only generate the shards, then exit.", rich_help_panel=DATA
+            ),
+        ] = False,
+    ) -> int:
+        from ctcli.errors import UsageError
+        from ctcli.train import TrainConfig, fit, generate_shards
+
+        if manifest is None:
+            from ctcli.synth import SPECS
+
+            if spec not in SPECS:
+                raise UsageError(f"unknown --spec {spec!r}; known: {', '.join(SPECS)}")
+        cfg = TrainConfig(
+            spec=spec,
+            out=str(out),
+            run_dir=str(run_dir),
+            data_dir=str(data_dir),
+            seed=seed,
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            shards=shards,
+            shard_size=shard_size,
+            threads=threads,
+            device=device,
+            manifest=str(manifest) if manifest else None,
+        )
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                from ctcli.errors import DeviceError
+
+                raise DeviceError(f"--device {device}: no CUDA device available")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        logf = open(run_dir / "train.log", "a", encoding="utf-8")
+
+        def log(msg: str) -> None:
+            line = f"{time.strftime('%H:%M:%S')} {msg}"
+            logf.write(line + "\n")
+            logf.flush()
+            _log(line)
+
+        try:
+            if manifest is None:
+                generate_shards(cfg, log=log)
+            if not gen_only:
+                fit(cfg, resume=resume, log=log)
+        finally:
+            logf.close()
+        return 0
+
+    @app.command("eval", help="Score a model: CER, sequence accuracy, confusions, lines/s.")
+    @_handled
+    def eval_cmd(
+        model: Annotated[
+            str, typer.Option("--model", "-m", help="Model NAME or PATH.")
+        ] = "ocr-expr",
+        spec: Annotated[
+            str | None,
+            typer.Option(
+                help="Generate test images with this spec (e.g. expr).", rich_help_panel=DATA
+            ),
+        ] = None,
+        manifest: Annotated[
+            Path | None,
+            typer.Option(help="Labelled 'path<TAB>text' manifest.", rich_help_panel=DATA),
+        ] = None,
+        n: Annotated[
+            int, typer.Option(help="Images to generate / read at most.", rich_help_panel=DATA)
+        ] = 10000,
+        seed: Annotated[
+            int,
+            typer.Option(
+                help="Generator seed (training uses 1000-9999 and 7).", rich_help_panel=DATA
+            ),
+        ] = 100000,
+        greedy: Annotated[
+            bool, typer.Option("--greedy", help="Greedy decoding only (skip beam search).")
+        ] = False,
+        beam: Annotated[int, typer.Option(help="Beam width (transcribe default: 32).")] = 32,
+        lm: Annotated[
+            str | None, typer.Option(help="LM NAME|PATH|none for the beam (default none).")
+        ] = None,
+        threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 1,
+        batch: Annotated[int, typer.Option(help="Images per forward batch.")] = 64,
+        device: Annotated[str, typer.Option(help="cpu | cuda[:N].")] = "cpu",
+        json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+        errors: Annotated[
+            Path | None, typer.Option(help="Write misrecognised items (name, ref, hyp) as TSV.")
+        ] = None,
+    ) -> int:
+        from ctcli.errors import UsageError
+        from ctcli.evaluate import evaluate, format_report, manifest_items, spec_items
+
+        if (spec is None) == (manifest is None):
+            raise UsageError("give exactly one of --spec or --manifest")
+        if seed < 100000 and spec is not None:
+            _log(f"warning: seed {seed} is below 100000; training shards use seeds 1000-9999")
+        try:
+            from ctcli.registry import resolve_model
+
+            path = resolve_model(model)
+        except ImportError:  # pragma: no cover
+            path = Path(model)
+        items = spec_items(spec, n, seed) if spec else manifest_items(manifest, n)
+        errs: list = []
+        rep = evaluate(
+            path,
+            items,
+            modes=("greedy",) if greedy else ("greedy", "beam"),
+            beam_width=beam,
+            lm=lm,
+            threads=threads,
+            batch=batch,
+            device=device,
+            errors_out=errs,
+        )
+        if errors is not None:
+            errors.write_text("".join(f"{a}\t{b}\t{c}\n" for a, b, c in errs), encoding="utf-8")
+        print(json.dumps(rep.to_dict(), indent=2) if json_out else format_report(rep))
+        return 0

@@ -1,0 +1,334 @@
+"""Image decoding and line preprocessing, shared by training and inference.
+
+One function, :func:`preprocess_line`, turns a grayscale crop into the model
+input; ``ctcli train`` builds its data set with it and ``ctcli transcribe``
+calls it at run time, so the two cannot drift.
+
+Model input convention: float32 ``[H, W]``, ink high (1.0), background 0.0.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ctcli.errors import InputError
+
+MAX_PIXELS = 100_000_000  # refuse images above 100 megapixels (decompression bombs)
+MIN_CONTRAST = 24  # grey levels: below this the image is treated as blank
+MAX_LINE_ASPECT = 60  # W/H of one preprocessed line before it is cut into pieces
+MARGIN = 0.06  # of the crop height, kept around the ink on every side
+
+
+@dataclass
+class Line:
+    """One text line ready for the model."""
+
+    array: np.ndarray  # float32 [H, W], ink 1.0, background 0.0
+    x0: int  # left of the crop in original pixels
+    y0: int  # top of the crop in original pixels
+    scale: float  # preprocessed px per original px
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a PNG/GIF/BMP/JPEG header, or None if unknown."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+            w, h = struct.unpack(">II", data[16:24])
+            return w, h
+        if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+            return struct.unpack("<HH", data[6:10])
+        if data[:2] == b"BM" and len(data) >= 26:
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(w), abs(h)
+        if data[:2] == b"\xff\xd8":
+            i = 2
+            while i + 9 < len(data):
+                if data[i] != 0xFF:
+                    return None
+                marker = data[i + 1]
+                seg = struct.unpack(">H", data[i + 2 : i + 4])[0]
+                if marker in (
+                    0xC0,
+                    0xC1,
+                    0xC2,
+                    0xC3,
+                    0xC5,
+                    0xC6,
+                    0xC7,
+                    0xC9,
+                    0xCA,
+                    0xCB,
+                    0xCD,
+                    0xCE,
+                    0xCF,
+                ):
+                    h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                    return w, h
+                i += 2 + seg
+    except struct.error:
+        return None
+    return None
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode image bytes (PNG, JPEG, BMP, GIF, TIFF, WebP, ...) to grayscale uint8 [H, W].
+
+    Raises:
+        InputError: empty, corrupt or non-image data, or more than MAX_PIXELS.
+    """
+    if not data:
+        raise InputError("not a decodable image (empty input)")
+    size = _header_size(bytes(data[:65536]))
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise InputError(f"image too large ({size[0]}x{size[1]} pixels)")
+    import cv2
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = None
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        img = None
+    if img is None:
+        img = _decode_with_pillow(data)
+    if img is None or img.size == 0:
+        raise InputError("not a decodable image")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise InputError(f"image too large ({img.shape[1]}x{img.shape[0]} pixels)")
+    return to_gray(img)
+
+
+def _decode_with_pillow(data: bytes) -> np.ndarray | None:
+    """Fallback decoder (GIF and a few formats OpenCV lacks)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.size[0] * im.size[1] > MAX_PIXELS:
+                    raise InputError(f"image too large ({im.size[0]}x{im.size[1]} pixels)")
+                im.load()
+                if im.mode not in ("L", "RGB", "RGBA"):
+                    im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+                arr = np.asarray(im)
+                if arr.ndim == 3:  # Pillow is RGB(A); OpenCV convention below is BGR(A)
+                    arr = arr[..., ::-1] if arr.shape[2] == 3 else arr[..., [2, 1, 0, 3]]
+                return np.ascontiguousarray(arr)
+    except InputError:
+        raise
+    except Exception:
+        return None
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """Any OpenCV-style array (gray, BGR, BGRA; 8/16-bit or float) -> uint8 [H, W].
+
+    Transparent pixels are composited onto white.
+    """
+    import cv2
+
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        f = img.astype(np.float32)
+        if f.max() <= 1.0:
+            f = f * 255.0
+        img = np.clip(f, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return img
+    if img.shape[2] == 1:
+        return img[..., 0]
+    if img.shape[2] == 4:
+        alpha = img[..., 3:4].astype(np.float32) / 255.0
+        bgr = img[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        img = bgr.astype(np.uint8)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] (Pillow order) -> uint8 [H, W]."""
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def normalise(gray: np.ndarray) -> np.ndarray:
+    """Contrast normalisation: uint8 gray -> float32 ink map in [0, 1].
+
+    The background level is the median (the page is mostly background); dark
+    ink on light paper and light ink on dark paper both come out ink-high.
+    """
+    g = gray.astype(np.float32)
+    bg = float(np.median(g))
+    lo, hi = np.percentile(g, [0.5, 99.5])
+    if bg - lo >= hi - bg:  # dark ink on a light background
+        ink, x = float(lo), bg - g
+    else:
+        ink, x = float(hi), g - bg
+    span = max(abs(bg - ink), MIN_CONTRAST)
+    return np.clip(x / span, 0.0, 1.0)
+
+
+def _ink_bounds(mass: np.ndarray, lo_q: float = 0.005, hi_q: float = 0.995) -> tuple[int, int]:
+    """Index range [a, b) holding the central quantiles of a 1-D ink profile."""
+    c = np.cumsum(mass, dtype=np.float64)
+    total = c[-1]
+    if total <= 0:
+        return 0, len(mass)
+    a = int(np.searchsorted(c, lo_q * total, side="left"))
+    b = int(np.searchsorted(c, hi_q * total, side="left")) + 1
+    return a, min(max(b, a + 1), len(mass))
+
+
+def ink_mask(ink: np.ndarray) -> np.ndarray:
+    """Binary ink mask with speckle (isolated dots) removed when strokes are thick enough."""
+    import cv2
+
+    mask = (ink > 0.5).astype(np.uint8)
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if opened.sum() >= 0.3 * mask.sum() and opened.any():
+        return opened
+    return mask
+
+
+def crop_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) box around the ink, with a margin; the whole image if blank."""
+    h, w = ink.shape
+    mask = ink_mask(ink)
+    if not mask.any():
+        return 0, h, 0, w
+    y0, y1 = _ink_bounds(mask.sum(axis=1))
+    x0, x1 = _ink_bounds(mask.sum(axis=0), 0.002, 0.998)
+    m = max(1, int(round(MARGIN * (y1 - y0))))
+    return max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
+
+
+def resize_to_height(ink: np.ndarray, height: int) -> tuple[np.ndarray, float]:
+    """Resize keeping the aspect ratio; returns (array, scale)."""
+    import cv2
+
+    h, w = ink.shape
+    scale = height / h
+    new_w = max(4, int(round(w * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = cv2.resize(ink, (new_w, height), interpolation=interp)
+    return np.ascontiguousarray(out, dtype=np.float32), scale
+
+
+def preprocess_line(gray: np.ndarray, height: int) -> Line:
+    """One line image (uint8 gray) -> model-ready Line: normalise, crop to ink, resize."""
+    if gray.ndim != 2 or gray.size == 0:
+        raise InputError("empty image")
+    ink = normalise(gray)
+    y0, y1, x0, x1 = crop_box(ink)
+    arr, scale = resize_to_height(ink[y0:y1, x0:x1], height)
+    return Line(arr, x0, y0, scale)
+
+
+def split_rows(ink: np.ndarray, min_gap: int = 2) -> list[tuple[int, int]]:
+    """Text-line bands (y0, y1) found by the horizontal projection profile."""
+    import cv2
+
+    u8 = np.round(ink * 255).astype(np.uint8)
+    thr, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = (u8 > max(thr, 40)).astype(np.uint8)  # Otsu: faint strokes count as ink here
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    if opened.sum() >= 0.3 * mask.sum():
+        mask = opened
+    h = mask.shape[0]
+    prof = mask.sum(axis=1)
+    thresh = max(1, int(0.002 * mask.shape[1]))
+    on = prof >= thresh
+    bands: list[list[int]] = []
+    y = 0
+    while y < h:
+        if on[y]:
+            start = y
+            while y < h and on[y]:
+                y += 1
+            bands.append([start, y])
+        else:
+            y += 1
+    if not bands:
+        return [(0, h)]
+    # merge bands whose gap is small relative to their height (rotated glyphs,
+    # noise, accents), then drop specks much shorter than the tallest line
+    merged = [bands[0]]
+    for b in bands[1:]:
+        hmax = max(b[1] - b[0], merged[-1][1] - merged[-1][0])
+        if b[0] - merged[-1][1] < max(min_gap, 0.25 * hmax):
+            merged[-1][1] = b[1]
+        else:
+            merged.append(b)
+    tallest = max(b[1] - b[0] for b in merged)
+    keep = [b for b in merged if b[1] - b[0] >= max(3, 0.4 * tallest)]
+    if len(keep) <= 1:
+        return [(0, h)]
+    # extend each band half-way into the gaps so ascenders/descenders are kept
+    out = []
+    for i, (a, b) in enumerate(keep):
+        top = 0 if i == 0 else (keep[i - 1][1] + a) // 2
+        bot = h if i == len(keep) - 1 else (b + keep[i + 1][0]) // 2
+        out.append((top, bot))
+    return out
+
+
+def _split_wide(line: Line, height: int) -> list[Line]:
+    """Cut a very long line at low-ink columns into pieces of at most MAX_LINE_ASPECT*H px."""
+    arr = line.array
+    max_w = MAX_LINE_ASPECT * height
+    if arr.shape[1] <= max_w:
+        return [line]
+    prof = arr.sum(axis=0)
+    pieces, start = [], 0
+    while arr.shape[1] - start > max_w:
+        lo = start + max_w // 2
+        cut = lo + int(np.argmin(prof[lo : start + max_w]))
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, arr.shape[1]))
+    return [
+        Line(
+            np.ascontiguousarray(arr[:, a:b]),
+            line.x0 + int(round(a / line.scale)),
+            line.y0,
+            line.scale,
+        )
+        for a, b in pieces
+    ]
+
+
+def load_lines(gray: np.ndarray, height: int, split: bool = True) -> list[Line]:
+    """Grayscale image -> model-ready lines in reading order (top to bottom, left to right).
+
+    With ``split=False`` (or a single detected line) the whole image is one line.
+    """
+    if gray.ndim != 2 or gray.size == 0:
+        raise InputError("empty image")
+    if not split:
+        return [preprocess_line(gray, height)]
+    ink = normalise(gray)
+    bands = split_rows(ink)
+    lines: list[Line] = []
+    for y0, y1 in bands:
+        line = preprocess_line(gray[y0:y1], height)
+        line.y0 += y0
+        lines.extend(_split_wide(line, height))
+    return lines
+
+
+def load_path(path: str) -> np.ndarray:
+    """Read an image file to grayscale uint8."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from None
+    return decode_image(data)

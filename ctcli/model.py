@@ -1,0 +1,335 @@
+"""Acoustic and optical CTC networks, and self-describing checkpoints.
+
+Two architectures:
+
+* ``crnn`` (images): a small VGG-style CNN over a fixed-height line image,
+  height collapsed into channels, a bidirectional GRU over width, and a
+  per-frame classifier. One output frame per ``frame_stride`` = 2 input px.
+* ``asr_conv_gru`` (audio): two stride-2 convolutions over log-mel frames
+  (x4 subsampling in time), a unidirectional GRU, and a classifier.
+
+A checkpoint is a plain dict, loadable with ``torch.load(weights_only=True)``::
+
+    {arch, dims, kind, alphabet, blank, features, frame_stride, state_dict, ...extra}
+
+``alphabet`` is the full label list indexed by output unit; ``alphabet[blank]``
+is the CTC blank (conventionally ``""``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ctcli.errors import ModelLoadError
+
+CHECKPOINT_KEYS = (
+    "arch",
+    "dims",
+    "kind",
+    "alphabet",
+    "blank",
+    "features",
+    "frame_stride",
+    "state_dict",
+)
+
+
+# --------------------------------------------------------------------------- CRNN
+
+
+def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class CRNN(nn.Module):
+    """CNN + BiGRU line recogniser.
+
+    Args:
+        n_classes: output units, blank included.
+        height: input line height in px (must be divisible by 16).
+        channels: conv widths of the four blocks.
+        rnn_hidden: GRU units per direction.
+        rnn_layers: stacked bidirectional GRU layers.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        height: int = 32,
+        channels: tuple[int, ...] = (32, 48, 96, 128),
+        rnn_hidden: int = 128,
+        rnn_layers: int = 2,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        assert height % 16 == 0, "height must be divisible by 16"
+        c1, c2, c3, c4 = channels
+        self.cnn = nn.Sequential(
+            _conv_bn(1, c1),  #   B x c1 x H    x W
+            nn.MaxPool2d(2, 2),  # B x c1 x H/2  x W/2
+            _conv_bn(c1, c2),  #  B x c2 x H/2  x W/2
+            nn.MaxPool2d((2, 1), (2, 1)),  # B x c2 x H/4 x W/2
+            _conv_bn(c2, c3),  #  B x c3 x H/4  x W/2
+            nn.MaxPool2d((2, 1), (2, 1)),  # B x c3 x H/8 x W/2
+            _conv_bn(c3, c4),  #  B x c4 x H/8  x W/2
+            nn.MaxPool2d((2, 1), (2, 1)),  # B x c4 x H/16 x W/2
+        )
+        feat = c4 * (height // 16)
+        self.proj = nn.Sequential(
+            nn.Linear(feat, 2 * rnn_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)
+        )
+        self.rnn = nn.GRU(
+            2 * rnn_hidden,
+            rnn_hidden,
+            num_layers=rnn_layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=dropout if rnn_layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(2 * rnn_hidden, n_classes)
+
+    @staticmethod
+    def output_lengths(widths: torch.Tensor) -> torch.Tensor:
+        """Frames produced for input widths (px): one per 2 px."""
+        return torch.div(widths, 2, rounding_mode="floor")
+
+    def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: B x 1 x H x W float (ink 1, background 0); widths: B (px) or None.
+
+        Returns log-probabilities B x T x V, T = W // 2.
+        """
+        f = self.cnn(x)  #                          B x C x H/16 x T
+        b, c, h, t = f.shape
+        f = f.permute(0, 3, 1, 2).reshape(b, t, c * h)  # B x T x C*H/16
+        f = self.proj(f)  #                          B x T x 2*hidden
+        if widths is not None and b > 1:
+            lengths = self.output_lengths(widths).clamp(min=1, max=t).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(
+                f, lengths, batch_first=True, enforce_sorted=False
+            )
+            out, _ = self.rnn(packed)
+            f, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=t)
+        else:
+            f, _ = self.rnn(f)  #                    B x T x 2*hidden
+        return self.head(f).log_softmax(-1)  #       B x T x V
+
+
+# --------------------------------------------------------------------------- audio
+
+
+class ConvGRU(nn.Module):
+    """Streaming-friendly acoustic model: conv subsampling x4, unidirectional GRU.
+
+    Args:
+        n_classes: output units, blank included.
+        n_mels: input feature bins.
+        conv_channels: channels of the two stride-2 convolutions.
+        rnn_hidden: GRU units; rnn_layers: stacked layers.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_mels: int = 80,
+        conv_channels: int = 32,
+        rnn_hidden: int = 256,
+        rnn_layers: int = 2,
+    ):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, conv_channels, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),  # B x C x T/2 x F/2
+            nn.Conv2d(conv_channels, conv_channels, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),  # B x C x T/4 x F/4
+        )
+        f4 = (((n_mels + 1) // 2) + 1) // 2
+        self.proj = nn.Linear(conv_channels * f4, rnn_hidden)
+        self.rnn = nn.GRU(rnn_hidden, rnn_hidden, num_layers=rnn_layers, batch_first=True)
+        self.head = nn.Linear(rnn_hidden, n_classes)
+
+    @staticmethod
+    def output_lengths(frames: torch.Tensor) -> torch.Tensor:
+        """Output frames for input frame counts (two ceil-halvings)."""
+        return torch.div(
+            torch.div(frames + 1, 2, rounding_mode="floor") + 1, 2, rounding_mode="floor"
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V, T' = ceil(ceil(T/2)/2)."""
+        f = self.conv(x.unsqueeze(1))  #             B x C x T/4 x F/4
+        b, c, t, fr = f.shape
+        f = f.permute(0, 2, 1, 3).reshape(b, t, c * fr)  # B x T/4 x C*F/4
+        f, _ = self.rnn(
+            torch.relu(self.proj(f))
+        )  # B x T/4 x hidden (causal: padding after the end is harmless)
+        return self.head(f).log_softmax(-1)  #       B x T/4 x V
+
+
+ARCHS = {"crnn": CRNN, "asr_conv_gru": ConvGRU}
+
+
+def build_model(arch: str, **dims: Any) -> nn.Module:
+    """Instantiate an architecture by name with its dimension kwargs."""
+    if arch not in ARCHS:
+        raise ModelLoadError(f"unknown model architecture {arch!r}")
+    dims = {k: tuple(v) if isinstance(v, list) else v for k, v in dims.items()}
+    return ARCHS[arch](**dims)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    arch: str,
+    dims: dict,
+    kind: str,
+    alphabet: list[str],
+    blank: int,
+    features: dict,
+    frame_stride: float,
+    extra: dict | None = None,
+) -> None:
+    """Write a self-describing checkpoint atomically (temp file + rename)."""
+    ckpt: dict[str, Any] = dict(extra or {})
+    ckpt.update(
+        arch=arch,
+        dims={k: list(v) if isinstance(v, tuple) else v for k, v in dims.items()},
+        kind=kind,
+        alphabet=list(alphabet),
+        blank=int(blank),
+        features=dict(features),
+        frame_stride=float(frame_stride),
+        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    )
+    atomic_torch_save(ckpt, path)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for batched inference."""
+
+    module: nn.Module
+    kind: str  # "image" | "audio"
+    labels: list[str]
+    blank: int
+    meta: dict = field(default_factory=dict)  # checkpoint minus state_dict
+    frame_stride: float = 1.0  # image: preprocessed px per frame; audio: seconds per frame
+    device: str = "cpu"
+    max_batch: int = 64
+
+    @property
+    def height(self) -> int | None:
+        """Input line height for image models."""
+        return self.meta.get("features", {}).get("height")
+
+    def log_probs(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-item float32 [T_i, V] natural-log posteriors, unpadded.
+
+        Image items: float32 [H, W] preprocessed lines; audio items: float32 [T, n_mels].
+        Items are sorted by length and batched internally; output is in input order.
+        """
+        out: list[np.ndarray | None] = [None] * len(batch)
+        if not batch:
+            return []
+        axis = 1 if self.kind == "image" else 0
+        order = sorted(range(len(batch)), key=lambda i: batch[i].shape[axis])
+        with torch.inference_mode():
+            for s in range(0, len(order), self.max_batch):
+                idx = order[s : s + self.max_batch]
+                items = [np.asarray(batch[i], dtype=np.float32) for i in idx]
+                for i, a in zip(idx, items, strict=False):
+                    if a.ndim != 2 or a.shape[axis] == 0:
+                        raise ValueError(
+                            f"item {i}: expected a non-empty 2-D array, got shape {a.shape}"
+                        )
+                lens = [a.shape[axis] for a in items]
+                if self.kind == "image":
+                    h = items[0].shape[0]
+                    x = np.zeros((len(items), 1, h, max(max(lens), 2)), np.float32)
+                    for j, a in enumerate(items):
+                        x[j, 0, :, : a.shape[1]] = a
+                else:
+                    x = np.zeros((len(items), max(lens), items[0].shape[1]), np.float32)
+                    for j, a in enumerate(items):
+                        x[j, : a.shape[0]] = a
+                lt = torch.tensor(lens)
+                y = self.module(torch.from_numpy(x).to(self.device), lt)
+                t_out = self.module.output_lengths(lt).clamp(min=1).tolist()
+                y = y.float().cpu().numpy()
+                for j, i in enumerate(idx):
+                    out[i] = np.ascontiguousarray(y[j, : t_out[j]])
+        return out  # type: ignore[return-value]
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
+    """Load a self-describing checkpoint. Raises ModelLoadError with a one-line message."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelLoadError(
+            f"cannot read model {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise ModelLoadError(f"{path} is not a ctcli checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        raise ModelLoadError(f"{path} is not a ctcli checkpoint (missing {', '.join(missing)})")
+    try:
+        module = build_model(ckpt["arch"], **ckpt["dims"])
+        module.load_state_dict(ckpt["state_dict"])
+    except ModelLoadError:
+        raise
+    except Exception as e:
+        raise ModelLoadError(
+            f"{path}: weights do not match architecture {ckpt['arch']!r}: {str(e).splitlines()[0]}"
+        ) from None
+    try:
+        module.to(device).eval()
+    except Exception as e:
+        raise ModelLoadError(f"cannot move model to {device}: {str(e).splitlines()[0]}") from None
+    labels = list(ckpt["alphabet"])
+    if not 0 <= int(ckpt["blank"]) < len(labels):
+        raise ModelLoadError(f"{path}: blank index out of range")
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return LoadedModel(
+        module=module,
+        kind=ckpt["kind"],
+        labels=labels,
+        blank=int(ckpt["blank"]),
+        meta=meta,
+        frame_stride=float(ckpt["frame_stride"]),
+        device=device,
+    )

@@ -1,0 +1,521 @@
+"""Training: synthetic shards on disk, CTC loss, resumable checkpoints.
+
+Data flow::
+
+    generator(seed) -> RGB image -> ctcli.image.preprocess_line -> uint8 shard (.npz)
+    shards -> width-bucketed batches -> CRNN -> CTC loss
+
+Shards use the same preprocessing function as inference. Each shard k of a
+run is drawn from generator seed ``seed_base + k``; evaluation uses seeds far
+outside that range (see ``SEEDS``).
+
+Two files per run:
+  * ``state`` (``runs/<name>/state.pt``): model + optimiser + step, for --resume;
+  * ``out`` (e.g. ``models/ocr-expr/model.pt``): the self-describing inference
+    checkpoint, rewritten whenever held-out accuracy does not get worse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Seed ranges, kept disjoint so evaluation never sees training images.
+SEEDS = {
+    "train": (1000, 9999),  # shard k uses seed train_base + k
+    "val": 7,  # held-out set logged during training
+    "eval": 100_000,  # default for `ctcli eval` (and upwards)
+    "examples": 424_242,  # models/*/examples
+}
+
+
+@dataclass
+class TrainConfig:
+    spec: str = "expr"  # generator name (ctcli.synth)
+    out: str = "models/ocr-expr/model.pt"  # inference checkpoint
+    run_dir: str = "runs/ocr-expr"  # state.pt, train.log, metrics.jsonl
+    data_dir: str = "data/ocr-expr"  # shards
+    seed: int = 1  # torch / batch-order seed
+    steps: int = 12000  # optimiser steps in total
+    batch: int = 32  # images per step
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    warmup: int = 300  # steps of linear warm-up, then cosine to lr * 0.02
+    weight_decay: float = 1e-4
+    clip: float = 5.0  # gradient-norm clip
+    height: int = 32  # model input height, px
+    channels: tuple = (16, 32, 64, 128)
+    rnn_hidden: int = 128
+    rnn_layers: int = 2
+    val_n: int = 500  # held-out images scored every val_every steps
+    val_every: int = 500
+    ckpt_every_s: float = 180.0  # seconds between resume checkpoints
+    log_every: int = 50
+    threads: int = 1  # torch CPU threads
+    device: str = "auto"
+    shards: int = 20  # shards expected (generated separately or on demand)
+    shard_size: int = 10000
+    alphabet: str | None = None  # labels (blank excluded); None: the generator's alphabet
+    manifest: str | None = None  # labelled `path<TAB>text` file instead of a generator
+    extra: dict = field(default_factory=dict)  # stored in the exported checkpoint
+
+
+# --------------------------------------------------------------------------- data
+
+
+def make_shard(spec: str, seed: int, n: int, height: int, path: str | os.PathLike) -> None:
+    """Generate n samples with generator seed `seed`, preprocess, write one .npz atomically."""
+    from ctcli.image import preprocess_line, rgb_to_gray
+    from ctcli.synth import get_generator
+
+    gen = get_generator(spec)(seed)
+    cols, widths, texts = [], [], []
+    for i in range(n):
+        s = gen.sample(i)
+        line = preprocess_line(rgb_to_gray(s.image), height)
+        cols.append(np.round(line.array * 255).astype(np.uint8))
+        widths.append(line.array.shape[1])
+        texts.append(s.text)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        pix=np.concatenate(cols, axis=1),
+        widths=np.array(widths, np.int32),
+        texts=np.array(texts),
+    )
+    os.replace(tmp, path)
+
+
+def shard_path(data_dir: str, k: int) -> Path:
+    return Path(data_dir) / f"train-{k:04d}.npz"
+
+
+def generate_shards(cfg: TrainConfig, first: int = 0, last: int | None = None, log=print) -> None:
+    """Generate train shards first..last-1 (skipping existing ones) and the val shard."""
+    val = Path(cfg.data_dir) / "val.npz"
+    if not val.exists():
+        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val)
+    for k in range(first, cfg.shards if last is None else last):
+        p = shard_path(cfg.data_dir, k)
+        if p.exists():
+            continue
+        t = time.time()
+        make_shard(cfg.spec, SEEDS["train"][0] + k, cfg.shard_size, cfg.height, p)
+        log(f"shard {k} ({cfg.shard_size} images) in {time.time() - t:.0f}s -> {p}")
+
+
+class LineSet:
+    """Preprocessed uint8 lines held in memory: one column block per image."""
+
+    def __init__(self):
+        self.blocks: list[np.ndarray] = []  # per shard: H x sumW uint8
+        self.offsets: list[np.ndarray] = []
+        self.widths: list[np.ndarray] = []
+        self.texts: list[np.ndarray] = []
+        self.index: list[tuple[int, int]] = []  # (shard, item)
+        self.loaded: set[str] = set()
+
+    def add(self, path: Path) -> None:
+        z = np.load(path)
+        s = len(self.blocks)
+        w = z["widths"].astype(np.int64)
+        self.blocks.append(z["pix"])
+        self.widths.append(w)
+        self.offsets.append(np.concatenate([[0], np.cumsum(w)[:-1]]))
+        self.texts.append(z["texts"])
+        self.index.extend((s, i) for i in range(len(w)))
+        self.loaded.add(str(path))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def width(self, j: int) -> int:
+        s, i = self.index[j]
+        return int(self.widths[s][i])
+
+    def get(self, j: int) -> tuple[np.ndarray, str]:
+        s, i = self.index[j]
+        o, w = self.offsets[s][i], self.widths[s][i]
+        return self.blocks[s][:, o : o + w], str(self.texts[s][i])
+
+
+def collate(items: list[tuple[np.ndarray, str]], char_to_id: dict[str, int]):
+    """uint8 lines + texts -> (x B x 1 x H x Wmax float, widths, targets concat, target lengths)."""
+    import torch
+
+    h = items[0][0].shape[0]
+    wmax = max(a.shape[1] for a, _ in items)
+    x = np.zeros((len(items), 1, h, wmax), np.float32)
+    for j, (a, _) in enumerate(items):
+        x[j, 0, :, : a.shape[1]] = a / np.float32(255)
+    targets = [char_to_id[c] for _, t in items for c in t]
+    tl = [len(t) for _, t in items]
+    return (
+        torch.from_numpy(x),
+        torch.tensor([a.shape[1] for a, _ in items]),
+        torch.tensor(targets, dtype=torch.long),
+        torch.tensor(tl, dtype=torch.long),
+    )
+
+
+def greedy_collapse(lp: np.ndarray, labels: list[str], blank: int) -> str:
+    """Best path: argmax per frame, merge repeats, drop blanks."""
+    ids = lp.argmax(-1)
+    out, prev = [], -1
+    for i in ids:
+        if i != prev and i != blank:
+            out.append(labels[i])
+        prev = i
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def alphabet_for(spec: str, alphabet: str | None = None) -> list[str]:
+    """Model labels: index 0 is the CTC blank (""), then the alphabet's characters."""
+    if alphabet is None:
+        from ctcli.synth import get_generator
+
+        alphabet = get_generator(spec).alphabet
+    return [""] + list(alphabet)
+
+
+def make_manifest_shards(cfg: TrainConfig, val_fraction: float = 0.02, log=print) -> str:
+    """Preprocess a labelled manifest into shards (+ val.npz); returns the alphabet seen."""
+    from ctcli.evaluate import manifest_items
+    from ctcli.image import preprocess_line
+
+    items = [(g, t) for _, g, t in manifest_items(cfg.manifest) if g is not None]
+    if not items:
+        from ctcli.errors import UsageError
+
+        raise UsageError(f"no readable images in {cfg.manifest}")
+    alphabet = cfg.alphabet or "".join(sorted({c for _, t in items for c in t}))
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(items))
+    n_val = max(1, int(len(items) * val_fraction)) if len(items) > 10 else 0
+    groups = {"val": order[:n_val] if n_val else order[:1]}
+    rest = order[n_val:]
+    for k in range(0, len(rest), cfg.shard_size):
+        groups[f"train-{k // cfg.shard_size:04d}"] = rest[k : k + cfg.shard_size]
+    Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+    for name, idx in groups.items():
+        arrs = [
+            np.round(preprocess_line(items[i][0], cfg.height).array * 255).astype(np.uint8)
+            for i in idx
+        ]
+        tmp = Path(cfg.data_dir) / f"{name}.tmp.npz"
+        np.savez(
+            tmp,
+            pix=np.concatenate(arrs, axis=1),
+            widths=np.array([a.shape[1] for a in arrs], np.int32),
+            texts=np.array([items[i][1] for i in idx]),
+        )
+        os.replace(tmp, Path(cfg.data_dir) / f"{name}.npz")
+    cfg.shards = len(groups) - 1
+    (Path(cfg.data_dir) / "alphabet.txt").write_text(alphabet, encoding="utf-8")
+    log(f"manifest {cfg.manifest}: {len(items)} images, alphabet {alphabet!r}, {cfg.shards} shards")
+    return alphabet
+
+
+def export(model, cfg: TrainConfig, path: str, metrics: dict) -> None:
+    from ctcli.model import save_checkpoint
+
+    dims = dict(
+        n_classes=len(alphabet_for(cfg.spec, cfg.alphabet)),
+        height=cfg.height,
+        channels=list(cfg.channels),
+        rnn_hidden=cfg.rnn_hidden,
+        rnn_layers=cfg.rnn_layers,
+    )
+    expr = cfg.spec == "expr" and not cfg.manifest
+    extra = {"default_lm": "expr-char", "alpha": 0.3, "beta": 0.0, "rerank": "expr"} if expr else {}
+    extra.update(cfg.extra)
+    extra["training"] = {
+        "spec": None if cfg.manifest else cfg.spec,
+        "manifest": cfg.manifest,
+        "seed": cfg.seed,
+        "train_seeds": [SEEDS["train"][0], SEEDS["train"][0] + cfg.shards - 1],
+        "shard_size": cfg.shard_size,
+        **metrics,
+    }
+    save_checkpoint(
+        path,
+        model,
+        arch="crnn",
+        dims=dims,
+        kind="image",
+        alphabet=alphabet_for(cfg.spec, cfg.alphabet),
+        blank=0,
+        features={
+            "height": cfg.height,
+            "preprocess": "ctcli.image.preprocess_line",
+            "split_lines": False,
+            "ink": "high",
+        },
+        frame_stride=2.0,
+        extra=extra,
+    )
+
+
+def validate(model, val: LineSet, labels: list[str], char_to_id, batch: int = 64) -> dict:
+    import torch
+
+    from ctcli.metrics import edit_distance
+
+    model.eval()
+    n_ok = errs = chars = 0
+    order = sorted(range(len(val)), key=val.width)
+    with torch.inference_mode():
+        for s in range(0, len(order), batch):
+            items = [val.get(j) for j in order[s : s + batch]]
+            x, w, _, _ = collate(items, char_to_id)
+            lp = model(x, w).numpy()
+            tl = model.output_lengths(w).tolist()
+            for k, (_, ref) in enumerate(items):
+                hyp = greedy_collapse(lp[k, : tl[k]], labels, 0)
+                n_ok += hyp == ref
+                errs += edit_distance(ref, hyp)
+                chars += len(ref)
+    model.train()
+    return {"val_seq_acc": n_ok / max(1, len(val)), "val_cer": errs / max(1, chars)}
+
+
+def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
+    """Train until cfg.steps; resumable from run_dir/state.pt."""
+    import torch
+    from torch import nn
+
+    from ctcli.model import atomic_torch_save, build_model
+
+    torch.set_num_threads(max(1, cfg.threads))
+    device = resolve_device(cfg.device)
+    if cfg.manifest:
+        if not (Path(cfg.data_dir) / "val.npz").exists():
+            cfg.alphabet = make_manifest_shards(cfg, log=log)
+        else:  # resuming: the shards and their alphabet are already there
+            cfg.alphabet = cfg.alphabet or (Path(cfg.data_dir) / "alphabet.txt").read_text(
+                encoding="utf-8"
+            )
+            cfg.shards = len(list(Path(cfg.data_dir).glob("train-*.npz")))
+    labels = alphabet_for(cfg.spec, cfg.alphabet)
+    char_to_id = {c: i for i, c in enumerate(labels) if i}
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    state_path = run / "state.pt"
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(
+        "crnn",
+        n_classes=len(labels),
+        height=cfg.height,
+        channels=tuple(cfg.channels),
+        rnn_hidden=cfg.rnn_hidden,
+        rnn_layers=cfg.rnn_layers,
+    ).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, elapsed0 = 0, -1.0, 0.0
+    if resume and state_path.exists():
+        st = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, best, elapsed0 = int(st["step"]), float(st["best"]), float(st.get("elapsed", 0.0))
+        log(f"resumed from {state_path} at step {step} (best val seq-acc {best:.4f})")
+    elif resume:
+        log(f"no {state_path}; starting fresh")
+    torch.manual_seed(cfg.seed * 1_000_003 + step)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"config {json.dumps(asdict(cfg))}")
+    log(f"device {device}, threads {torch.get_num_threads()}, params {n_params:,}")
+
+    # data: the val shard, and every train shard present (re-scanned as the generator adds more)
+    val_path = Path(cfg.data_dir) / "val.npz"
+    if not val_path.exists():
+        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val_path)
+    val = LineSet()
+    val.add(val_path)
+    data = LineSet()
+
+    def rescan():
+        for k in range(cfg.shards):
+            p = shard_path(cfg.data_dir, k)
+            if str(p) not in data.loaded and p.exists():
+                data.add(p)
+                log(f"loaded {p} ({len(data):,} images in memory)")
+
+    rescan()
+    while len(data) == 0:
+        log("waiting for the first shard ...")
+        time.sleep(15)
+        rescan()
+
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    model.train()
+    t_start, t_ckpt = time.time(), time.time()
+    loss_sum = loss_n = imgs = 0
+    t_log = time.time()
+    chunk = 100  # steps per batch plan
+    metrics: dict = {}
+
+    def save_state():
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "best": best,
+                "elapsed": elapsed0 + time.time() - t_start,
+            },
+            state_path,
+        )
+
+    stop = {"flag": False}
+
+    def _on_term(signum, frame):  # finish the current step, save, exit cleanly
+        stop["flag"] = True
+
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_term)
+
+    while step < cfg.steps and not stop["flag"]:
+        rescan()
+        rng = np.random.default_rng([cfg.seed, step])
+        idx = rng.integers(0, len(data), size=chunk * cfg.batch)
+        # bucket by width inside windows of 16 batches: less padding, still random
+        win = 16 * cfg.batch
+        batches = []
+        for s in range(0, len(idx), win):
+            w_idx = sorted(idx[s : s + win].tolist(), key=data.width)
+            batches += [w_idx[b : b + cfg.batch] for b in range(0, len(w_idx), cfg.batch)]
+        rng.shuffle(batches)
+        for b in batches:
+            if step >= cfg.steps or stop["flag"]:
+                break
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, cfg)
+            x, w, tg, tl = collate([data.get(j) for j in b], char_to_id)
+            x, w = x.to(device), w.to(device)
+            lp = model(x, w)  # B x T x V
+            il = model.output_lengths(w).clamp(max=lp.shape[1])
+            loss = ctc(lp.transpose(0, 1), tg, il.cpu(), tl)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            step += 1
+            loss_sum += float(loss.detach())
+            loss_n += 1
+            imgs += len(b)
+            if step % cfg.log_every == 0:
+                dt = time.time() - t_log
+                log(
+                    f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.4f} lr {_lr_at(step, cfg):.2e} "
+                    f"{imgs / dt:.0f} img/s data {len(data):,} elapsed {(elapsed0 + time.time() - t_start) / 60:.1f} min"
+                )
+                loss_sum = loss_n = imgs = 0
+                t_log = time.time()
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                metrics = validate(model, val, labels, char_to_id)
+                metrics.update(
+                    step=step, train_minutes=round((elapsed0 + time.time() - t_start) / 60, 1)
+                )
+                with open(run / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                improved = metrics["val_seq_acc"] >= best
+                log(
+                    f"VAL step {step} greedy seq-acc {metrics['val_seq_acc']:.4f} CER {metrics['val_cer']:.4f}"
+                    + (" (exported)" if improved else "")
+                )
+                if improved:
+                    best = metrics["val_seq_acc"]
+                    export(model, cfg, cfg.out, metrics)
+                save_state()
+                t_ckpt = time.time()
+                t_log = time.time()
+            elif time.time() - t_ckpt > cfg.ckpt_every_s:
+                save_state()
+                t_ckpt = time.time()
+    save_state()
+    if stop["flag"]:
+        log(
+            f"stopped by SIGTERM at step {step}; state saved to {state_path} (continue with --resume)"
+        )
+        return metrics
+    log(f"done: step {step}, best val seq-acc {best:.4f}")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m ctcli.train {gen,fit} ...`: the same entry points as `ctcli train`."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m ctcli.train")
+    p.add_argument("cmd", choices=["gen", "fit"])
+    p.add_argument("--spec", default="expr")
+    p.add_argument("--out", default=TrainConfig.out)
+    p.add_argument("--run-dir", default=TrainConfig.run_dir)
+    p.add_argument("--data-dir", default=TrainConfig.data_dir)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--batch", type=int, default=TrainConfig.batch)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--shards", type=int, default=TrainConfig.shards)
+    p.add_argument("--shard-size", type=int, default=TrainConfig.shard_size)
+    p.add_argument("--first", type=int, default=0)
+    p.add_argument("--last", type=int, default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true")
+    a = p.parse_args(argv)
+    cfg = TrainConfig(
+        spec=a.spec,
+        out=a.out,
+        run_dir=a.run_dir,
+        data_dir=a.data_dir,
+        seed=a.seed,
+        steps=a.steps,
+        batch=a.batch,
+        lr=a.lr,
+        shards=a.shards,
+        shard_size=a.shard_size,
+        threads=a.threads,
+        device=a.device,
+    )
+
+    def log(msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+    if a.cmd == "gen":
+        generate_shards(cfg, a.first, a.last, log=log)
+    else:
+        fit(cfg, resume=a.resume, log=log)
+
+
+if __name__ == "__main__":
+    main()

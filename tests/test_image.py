@@ -1,0 +1,136 @@
+"""Decoding and line preprocessing."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw, ImageFont
+
+from ctcli.errors import InputError
+from ctcli.image import decode_image, load_lines, preprocess_line, to_gray
+
+
+def _png(arr: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _text_image(lines: list[str], size: int = 28, fg: int = 0, bg: int = 255) -> np.ndarray:
+    font = ImageFont.load_default(size=size)
+    im = Image.new("L", (40 + 18 * max(map(len, lines)), 20 + int(size * 1.8) * len(lines)), bg)
+    d = ImageDraw.Draw(im)
+    for i, t in enumerate(lines):
+        d.text((20, 10 + int(size * 1.8) * i), t, fill=fg, font=font)
+    return np.asarray(im)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"])
+def test_decode_formats(fmt):
+    arr = _text_image(["1+2=3"])
+    g = decode_image(_png(arr, fmt=fmt))
+    assert g.dtype == np.uint8 and g.shape == arr.shape
+    assert abs(float(g.mean()) - float(arr.mean())) < 8
+
+
+def test_decode_rgba_on_white():
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[..., 3] = 0  # fully transparent -> white
+    g = decode_image(_png(rgba, "RGBA"))
+    assert g.min() >= 250
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 30, b"GIF89a\x01"]
+)
+def test_decode_rejects_garbage(data):
+    with pytest.raises(InputError):
+        decode_image(data)
+
+
+def test_decode_rejects_huge_header():
+    def chunk(kind, payload):
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(
+        b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    )
+    png += chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    with pytest.raises(InputError, match="too large"):
+        decode_image(png)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=200))
+def test_decode_fuzz(data):
+    try:
+        g = decode_image(data)
+        assert g.dtype == np.uint8 and g.ndim == 2
+    except InputError:
+        pass
+
+
+def test_to_gray_variants():
+    assert to_gray(np.zeros((3, 4, 3), np.uint8)).shape == (3, 4)
+    assert to_gray(np.full((3, 4), 65535, np.uint16)).max() == 255
+    assert to_gray(np.ones((3, 4), np.float32)).max() == 255
+
+
+def test_preprocess_height_polarity_and_crop():
+    arr = _text_image(["12+34=46"])
+    line = preprocess_line(arr, 32)
+    assert line.array.dtype == np.float32 and line.array.shape[0] == 32
+    assert 0.0 <= line.array.min() and line.array.max() <= 1.0
+    assert line.array.mean() < 0.5  # background low, ink high
+    assert line.x0 > 5 and line.y0 > 2  # the white margin was cropped
+    inv = preprocess_line(255 - arr, 32)  # light ink on dark
+    assert inv.array.shape == line.array.shape
+    assert np.abs(inv.array - line.array).mean() < 0.05
+    # aspect kept: width scales with the crop
+    assert abs(line.array.shape[1] / 32 - line.scale * (arr.shape[1] - 2 * line.x0) / 32) < 3
+
+
+def test_blank_and_tiny_images():
+    line = preprocess_line(np.full((5, 7), 200, np.uint8), 32)
+    assert line.array.shape[0] == 32 and not np.isnan(line.array).any()
+    assert len(load_lines(np.full((1, 1), 0, np.uint8), 32)) == 1
+    with pytest.raises(InputError):
+        load_lines(np.zeros((0, 5), np.uint8), 32)
+
+
+def test_load_lines_splits_in_reading_order():
+    arr = _text_image(["111", "2222222", "33"], size=24)
+    lines = load_lines(arr, 32)
+    assert len(lines) == 3
+    assert [ln.y0 for ln in lines] == sorted(ln.y0 for ln in lines)
+    widths = [ln.array.shape[1] for ln in lines]
+    assert widths[1] > widths[0] > widths[2]
+    assert len(load_lines(arr, 32, split=False)) == 1
+
+
+def test_captchas_are_single_lines():
+    from ctcli.image import rgb_to_gray
+    from ctcli.synth.expr import ExprCaptchaGenerator
+
+    g = ExprCaptchaGenerator(99)
+    for i in range(20):
+        assert len(load_lines(rgb_to_gray(g.sample(i).image), 32)) == 1
+
+
+def test_very_wide_line_is_cut():
+    arr = _text_image(["1234567890" * 40], size=16)
+    lines = load_lines(arr, 32)
+    assert len(lines) >= 2
+    assert all(ln.array.shape[1] <= 60 * 32 for ln in lines)
+    assert [ln.x0 for ln in lines] == sorted(ln.x0 for ln in lines)

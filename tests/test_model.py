@@ -1,0 +1,142 @@
+"""Architectures, checkpoints, batched inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ctcli.errors import ModelLoadError
+from ctcli.model import build_model, load_model, save_checkpoint
+
+LABELS = ["", *"0123456789+-*()="]
+TINY = dict(n_classes=len(LABELS), height=32, channels=(4, 4, 8, 8), rnn_hidden=8, rnn_layers=2)
+
+
+def _save_tiny(path, **extra):
+    torch.manual_seed(0)
+    m = build_model("crnn", **TINY)
+    save_checkpoint(
+        path,
+        m,
+        arch="crnn",
+        dims=TINY,
+        kind="image",
+        alphabet=LABELS,
+        blank=0,
+        features={"height": 32, "split_lines": False},
+        frame_stride=2.0,
+        extra=extra or None,
+    )
+    return m
+
+
+def test_crnn_shapes():
+    m = build_model("crnn", **TINY).eval()
+    y = m(torch.rand(3, 1, 32, 50), torch.tensor([50, 40, 7]))
+    assert y.shape == (3, 25, len(LABELS))
+    assert torch.allclose(y.exp().sum(-1), torch.ones(3, 25), atol=1e-5)
+
+
+def test_roundtrip_and_meta(tmp_path):
+    p = tmp_path / "m.pt"
+    m = _save_tiny(p, default_lm="expr-char", rerank="expr", alpha=0.3)
+    lm = load_model(p)
+    assert lm.kind == "image" and lm.labels == LABELS and lm.blank == 0 and lm.frame_stride == 2.0
+    assert (
+        lm.meta["rerank"] == "expr"
+        and lm.meta["features"]["height"] == 32
+        and "state_dict" not in lm.meta
+    )
+    x = np.random.default_rng(0).random((32, 60), dtype=np.float32)
+    with torch.inference_mode():
+        ref = m.eval()(torch.from_numpy(x)[None, None], None)[0].numpy()
+    assert np.allclose(lm.log_probs([x])[0], ref, atol=1e-5)
+    # weights_only load works on the raw file
+    raw = torch.load(p, weights_only=True)
+    assert {
+        "arch",
+        "dims",
+        "kind",
+        "alphabet",
+        "blank",
+        "features",
+        "frame_stride",
+        "state_dict",
+    } <= set(raw)
+
+
+def test_log_probs_unpadded_and_batch_invariant(tmp_path):
+    p = tmp_path / "m.pt"
+    _save_tiny(p)
+    lm = load_model(p)
+    rng = np.random.default_rng(1)
+    items = [rng.random((32, w), dtype=np.float32) for w in (64, 9, 130, 2, 64)]
+    out = lm.log_probs(items)
+    assert [o.shape for o in out] == [(w // 2, len(LABELS)) for w in (64, 9, 130, 2, 64)]
+    assert all(o.dtype == np.float32 for o in out)
+    # padding reaches an item only through the conv receptive field at its right edge
+    # (zero = background), so alone vs in a batch agree closely
+    for item, o in zip(items, out, strict=False):
+        assert np.allclose(lm.log_probs([item])[0], o, atol=5e-3)
+    lm.max_batch = 2
+    assert all(np.allclose(a, b, atol=5e-3) for a, b in zip(lm.log_probs(items), out, strict=False))
+    assert lm.log_probs([]) == []
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage" * 10)
+    with pytest.raises(ModelLoadError):
+        load_model(bad)
+    torch.save({"arch": "crnn"}, tmp_path / "keys.pt")
+    with pytest.raises(ModelLoadError, match="missing"):
+        load_model(tmp_path / "keys.pt")
+    p = tmp_path / "m.pt"
+    _save_tiny(p)
+    ck = torch.load(p, weights_only=True)
+    ck["dims"]["rnn_hidden"] = 16
+    torch.save(ck, tmp_path / "mismatch.pt")
+    with pytest.raises(ModelLoadError, match="do not match"):
+        load_model(tmp_path / "mismatch.pt")
+    ck["arch"] = "nope"
+    torch.save(ck, tmp_path / "arch.pt")
+    with pytest.raises(ModelLoadError, match="unknown"):
+        load_model(tmp_path / "arch.pt")
+    for e in (ModelLoadError,):
+        try:
+            load_model(bad)
+        except e as err:
+            assert "\n" not in str(err)
+
+
+def test_audio_arch_runs(tmp_path):
+    dims = dict(n_classes=29, n_mels=80, conv_channels=4, rnn_hidden=16, rnn_layers=1)
+    m = build_model("asr_conv_gru", **dims)
+    p = tmp_path / "a.pt"
+    save_checkpoint(
+        p,
+        m,
+        arch="asr_conv_gru",
+        dims=dims,
+        kind="audio",
+        alphabet=["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"],
+        blank=0,
+        features={"n_mels": 80, "sample_rate": 16000, "hop": 160},
+        frame_stride=0.04,
+    )
+    lm = load_model(p)
+    feats = [
+        np.random.default_rng(0).standard_normal((t, 80)).astype(np.float32) for t in (100, 37, 1)
+    ]
+    out = lm.log_probs(feats)
+    assert [o.shape for o in out] == [(25, 29), (10, 29), (1, 29)]
+    # causal GRU: only the last frame (conv receptive field) can see the padding
+    assert np.allclose(lm.log_probs([feats[1]])[0][:-1], out[1][:-1], atol=1e-4)
+
+
+def test_atomic_save_leaves_no_temp(tmp_path):
+    _save_tiny(tmp_path / "m.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]

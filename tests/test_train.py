@@ -1,0 +1,221 @@
+"""Training loop, resume, export, and the train / eval commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ctcli.model import load_model
+from ctcli.train import SEEDS, LineSet, TrainConfig, fit, greedy_collapse, make_shard, shard_path
+
+TINY = dict(channels=(4, 4, 8, 8), rnn_hidden=8, rnn_layers=1)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    make_shard("expr", SEEDS["train"][0], 24, 32, shard_path(str(d), 0))
+    make_shard("expr", SEEDS["val"], 8, 32, d / "val.npz")
+    return d
+
+
+def test_shard_contents_match_preprocessing(shards):
+    from ctcli.image import preprocess_line, rgb_to_gray
+    from ctcli.synth.expr import ExprCaptchaGenerator
+
+    ls = LineSet()
+    ls.add(shard_path(str(shards), 0))
+    arr, text = ls.get(3)
+    s = ExprCaptchaGenerator(SEEDS["train"][0]).sample(3)
+    ref = preprocess_line(rgb_to_gray(s.image), 32).array
+    assert text == s.text and arr.shape == ref.shape
+    assert np.abs(arr / 255.0 - ref).max() <= 1 / 255 + 1e-6
+
+
+def test_fit_resume_export(shards, tmp_path):
+    cfg = TrainConfig(
+        data_dir=str(shards),
+        run_dir=str(tmp_path / "run"),
+        out=str(tmp_path / "m.pt"),
+        steps=3,
+        batch=8,
+        shards=1,
+        val_every=3,
+        log_every=1,
+        warmup=2,
+        **TINY,
+    )
+    logs: list[str] = []
+    fit(cfg, log=logs.append)
+    assert (tmp_path / "run" / "state.pt").exists() and (tmp_path / "m.pt").exists()
+    cfg.steps = 5
+    fit(cfg, resume=True, log=logs.append)
+    assert any("resumed" in m and "step 3" in m for m in logs)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3, 5]
+    m = load_model(tmp_path / "m.pt")
+    assert m.kind == "image" and m.labels[0] == "" and "".join(m.labels[1:]) == "0123456789+-*()="
+    assert m.meta["rerank"] == "expr" and m.meta["default_lm"] == "expr-char"
+    assert m.meta["features"]["height"] == 32 and m.frame_stride == 2.0
+
+
+def test_deterministic(shards, tmp_path):
+    import torch
+
+    outs = []
+    for k in range(2):
+        cfg = TrainConfig(
+            data_dir=str(shards),
+            run_dir=str(tmp_path / f"r{k}"),
+            out=str(tmp_path / f"m{k}.pt"),
+            steps=2,
+            batch=8,
+            shards=1,
+            val_every=100,
+            warmup=1,
+            **TINY,
+        )
+        fit(cfg, log=lambda m: None)
+        outs.append(torch.load(tmp_path / f"r{k}" / "state.pt", weights_only=True)["model"])
+    assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])
+
+
+def test_greedy_collapse():
+    labels = ["", "a", "b"]
+    lp = np.log(np.eye(3)[[1, 1, 0, 1, 2, 2, 0]] * 0.98 + 0.01)
+    assert greedy_collapse(lp, labels, 0) == "aab"
+
+
+def test_cli_train_and_eval(tmp_path):
+    from typer.testing import CliRunner
+
+    from ctcli.cli import app
+
+    r = CliRunner()
+    out = tmp_path / "m.pt"
+    res = r.invoke(
+        app,
+        [
+            "train",
+            "--spec",
+            "expr",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--shards",
+            "1",
+            "--shard-size",
+            "8",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert out.exists() and (tmp_path / "run" / "train.log").exists()
+    res = r.invoke(
+        app,
+        ["eval", "--model", str(out), "--spec", "expr", "--n", "6", "--seed", "100000", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout[res.stdout.index("{") :])
+    assert rep["n"] == 6 and {"greedy", "beam"} <= set(rep) and 0 <= rep["greedy"]["cer"]
+    res = r.invoke(app, ["eval", "--model", str(out), "--spec", "expr", "--manifest", "x.tsv"])
+    assert res.exit_code == 2
+    res = r.invoke(
+        app, ["eval", "--model", str(tmp_path / "nope.pt"), "--spec", "expr", "--n", "2"]
+    )
+    assert res.exit_code == 3
+
+
+def test_cli_eval_manifest(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from ctcli.cli import app
+    from ctcli.model import build_model, save_checkpoint
+    from ctcli.synth.expr import ExprCaptchaGenerator
+
+    labels = ["", *"0123456789+-*()="]
+    dims = dict(n_classes=len(labels), height=32, **TINY)
+    save_checkpoint(
+        tmp_path / "m.pt",
+        build_model("crnn", **dims),
+        arch="crnn",
+        dims=dims,
+        kind="image",
+        alphabet=labels,
+        blank=0,
+        features={"height": 32, "split_lines": False},
+        frame_stride=2.0,
+    )
+    g = ExprCaptchaGenerator(123456)
+    rows = []
+    for i in range(3):
+        s = g.sample(i)
+        Image.fromarray(s.image).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png\t{s.text}\n")
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    rows.append("broken.png\t1+1=2\n")
+    (tmp_path / "m.tsv").write_text("".join(rows))
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(tmp_path / "m.pt"),
+            "--manifest",
+            str(tmp_path / "m.tsv"),
+            "--greedy",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout[res.stdout.index("{") :])
+    assert rep["n"] == 4 and rep["failed"] == 1 and "beam" not in rep
+
+
+def test_cli_train_from_manifest(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from ctcli.cli import app
+    from ctcli.synth.expr import ExprCaptchaGenerator
+
+    g = ExprCaptchaGenerator(654321)
+    rows = []
+    for i in range(12):
+        s = g.sample(i)
+        Image.fromarray(s.image).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png\t{s.text}\n")
+    (tmp_path / "m.tsv").write_text("".join(rows))
+    out = tmp_path / "m.pt"
+    args = [
+        "train",
+        "--manifest",
+        str(tmp_path / "m.tsv"),
+        "--out",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    m = load_model(out)
+    seen = sorted({c for r in rows for c in r.split("\t")[1].strip()})
+    assert m.labels == ["", *seen] and "rerank" not in m.meta
+    res = CliRunner().invoke(app, [*args[:-4], "--steps", "3", "--batch", "4", "--resume"])
+    assert res.exit_code == 0, res.output
+    assert load_model(out).labels == m.labels
