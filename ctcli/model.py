@@ -130,51 +130,59 @@ class CRNN(nn.Module):
 
 
 class ConvGRU(nn.Module):
-    """Streaming-friendly acoustic model: conv subsampling x4, unidirectional GRU.
+    """Streaming-friendly acoustic model: conv subsampling x4, then a stack of
+    unidirectional GRU layers, each with a residual connection and layer norm
+    (plain stacked GRUs sit on the CTC blank plateau for a long time).
+
+    Causal except for the front end's 3 input frames (30 ms) of look-ahead, so
+    it runs chunk by chunk with carried state (`ctcli.stream`).
 
     Args:
         n_classes: output units, blank included.
         n_mels: input feature bins.
         conv_channels: channels of the two stride-2 convolutions.
-        rnn_hidden: GRU units; rnn_layers: stacked layers.
+        rnn_hidden: model width (GRU units); rnn_layers: stacked GRU layers.
     """
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_mels: int = 80,
-        conv_channels: int = 32,
-        rnn_hidden: int = 256,
-        rnn_layers: int = 2,
-    ):
+    def __init__(self, n_classes: int, n_mels: int = 80, conv_channels: int = 32, rnn_hidden: int = 256, rnn_layers: int = 2):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(1, conv_channels, 3, stride=2, padding=1),
-            nn.ReLU(inplace=True),  # B x C x T/2 x F/2
-            nn.Conv2d(conv_channels, conv_channels, 3, stride=2, padding=1),
-            nn.ReLU(inplace=True),  # B x C x T/4 x F/4
+            nn.Conv2d(1, conv_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # B x C x T/2 x F/2
+            nn.Conv2d(conv_channels, conv_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # B x C x T/4 x F/4
         )
         f4 = (((n_mels + 1) // 2) + 1) // 2
         self.proj = nn.Linear(conv_channels * f4, rnn_hidden)
-        self.rnn = nn.GRU(rnn_hidden, rnn_hidden, num_layers=rnn_layers, batch_first=True)
+        self.norm_in = nn.LayerNorm(rnn_hidden)
+        self.rnns = nn.ModuleList(nn.GRU(rnn_hidden, rnn_hidden, batch_first=True) for _ in range(rnn_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(rnn_hidden) for _ in range(rnn_layers))
         self.head = nn.Linear(rnn_hidden, n_classes)
 
     @staticmethod
     def output_lengths(frames: torch.Tensor) -> torch.Tensor:
         """Output frames for input frame counts (two ceil-halvings)."""
-        return torch.div(
-            torch.div(frames + 1, 2, rounding_mode="floor") + 1, 2, rounding_mode="floor"
-        )
+        return torch.div(torch.div(frames + 1, 2, rounding_mode="floor") + 1, 2, rounding_mode="floor")
+
+    def conv_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """x: B x T x n_mels -> B x T/4 x C*F/4 (per-frame conv features)."""
+        f = self.conv(x.unsqueeze(1))  #              B x C x T/4 x F/4
+        b, c, t, fr = f.shape
+        return f.permute(0, 2, 1, 3).reshape(b, t, c * fr)
+
+    def recurrent(self, f: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """Conv features B x T' x C*F/4 -> log-probs B x T' x V, carrying the
+        GRU states (one per layer) for chunked use."""
+        h = self.norm_in(torch.relu(self.proj(f)))  # B x T' x hidden
+        new_state = []
+        for i, (rnn, norm) in enumerate(zip(self.rnns, self.norms, strict=True)):
+            y, s = rnn(h, None if state is None else state[i])
+            h = norm(h + y)  #                          B x T' x hidden (residual)
+            new_state.append(s)
+        return self.head(h).log_softmax(-1), new_state
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V, T' = ceil(ceil(T/2)/2)."""
-        f = self.conv(x.unsqueeze(1))  #             B x C x T/4 x F/4
-        b, c, t, fr = f.shape
-        f = f.permute(0, 2, 1, 3).reshape(b, t, c * fr)  # B x T/4 x C*F/4
-        f, _ = self.rnn(
-            torch.relu(self.proj(f))
-        )  # B x T/4 x hidden (causal: padding after the end is harmless)
-        return self.head(f).log_softmax(-1)  #       B x T/4 x V
+        """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V, T' = ceil(ceil(T/2)/2).
+        Causal after the front end: padding after an item's end does not change its frames."""
+        return self.recurrent(self.conv_frames(x))[0]
 
 
 ARCHS = {"crnn": CRNN, "asr_conv_gru": ConvGRU}

@@ -201,8 +201,8 @@ class Pipeline:
                 from ctcli.image import decode_image, load_lines
 
                 gray = decode_image(data)
-                height = int(runner.model.meta.get("features", {}).get("height", 32))
-                lines = load_lines(gray, height)
+                feats = runner.model.meta.get("features", {})
+                lines = load_lines(gray, int(feats.get("height", 32)), split=bool(feats.get("split_lines", True)))
                 if not lines:
                     p.result = Result(
                         item.display, text="", score=0.0, conf=1.0, kind="image", model=runner.name
@@ -277,7 +277,7 @@ class Pipeline:
             k = 0
             for p in group:
                 n = len(p.arrays)
-                p.result = self._assemble(runner, p, decoded[k : k + n])
+                p.result = self._assemble(runner, p, decoded[k : k + n], log_probs[k : k + n])
                 k += n
 
     def _decode(self, runner: Runner, log_probs: list[np.ndarray]) -> list:
@@ -291,12 +291,12 @@ class Pipeline:
             return runner.decoder.decode_batch(log_probs, jobs=self.opts.jobs)
         return [runner.decoder.decode(lp) for lp in log_probs]
 
-    def _assemble(self, runner: Runner, p: _Prepared, decoded: list) -> Result:
+    def _assemble(self, runner: Runner, p: _Prepared, decoded: list, log_probs: list) -> Result:
         stride = float(runner.model.frame_stride)
         texts, words, nbest = [], [], []
         score = 0.0
         confs = []
-        for r, (offset, scale) in zip(decoded, p.places, strict=True):
+        for r, lp, (offset, scale) in zip(decoded, log_probs, p.places, strict=True):
             text = r.text
             line_words = [
                 Word(
@@ -308,8 +308,8 @@ class Pipeline:
                 for w in r.words
             ]
             hyps = list(getattr(r, "nbest", []) or [])
-            if runner.rerank == "expr" and hyps:
-                text, line_words = _rerank_expr(text, hyps, line_words)
+            if runner.rerank == "expr":
+                text, line_words = _rerank_expr(text, hyps, line_words, lp, runner.model)
             texts.append(text)
             words.extend(line_words)
             nbest.extend(
@@ -347,19 +347,16 @@ def _audio_seconds(path: Path) -> float:
         return 0.0
 
 
-def _rerank_expr(text: str, hyps: list, words: list[Word]) -> tuple[str, list[Word]]:
-    """Prefer the best hypothesis that is a well-formed, correct expression."""
-    from ctcli.exprcheck import parse_and_check
+def _rerank_expr(text: str, hyps: list, words: list[Word], log_probs: np.ndarray, model) -> tuple[str, list[Word]]:
+    """Arithmetic-aware choice: the most likely (under the CTC posteriors)
+    well-formed expression with a correct result among the n-best and their
+    recomputed right-hand sides (see ctcli.exprcheck.rescore)."""
+    from ctcli.exprcheck import rescore
 
-    if parse_and_check(text):
-        return text, words
-    for h in hyps:
-        if parse_and_check(h.text):
-            if words:
-                conf = min(w.conf for w in words)
-                words = [Word(h.text, words[0].start, words[-1].end, conf)]
-            return h.text, words
-    return text, words
+    best = rescore(log_probs, [text] + [h.text for h in hyps], list(model.labels), model.blank)
+    if best != text and words:
+        words = [Word(best, words[0].start, words[-1].end, min(w.conf for w in words))]
+    return best, words
 
 
 def write_atomic(path: Path, content: str) -> None:

@@ -146,7 +146,7 @@ class StreamingAcoustic:
         self.torch = torch
         self.m = loaded.module
         self.device = loaded.device
-        if not all(hasattr(self.m, a) for a in ("conv", "proj", "rnn", "head")):
+        if not all(hasattr(self.m, a) for a in ("conv_frames", "recurrent")):
             raise InputError("this model cannot stream (needs the asr_conv_gru architecture)")
         self.feats = np.zeros((0, 0), np.float32)
         self.offset = 0  # global index of feats[0]
@@ -160,18 +160,16 @@ class StreamingAcoustic:
         if final:
             k_end = ((n_in + 1) // 2 + 1) // 2  # offline output length
         if k_end <= self.k:
-            return np.zeros((0, self.m.head.out_features), np.float32)
+            return np.zeros((0, self.m.head.out_features), np.float32)  # no new frame yet
         w0 = max(0, 4 * self.k - 8)
         w1 = n_in if final else min(n_in, 4 * k_end + 4)
         x = self.feats[w0 - self.offset : w1 - self.offset]
         with torch.inference_mode():
-            f = self.m.conv(torch.from_numpy(np.ascontiguousarray(x))[None, None].to(self.device))
-            b, c, t, fr = f.shape
-            f = f.permute(0, 2, 1, 3).reshape(b, t, c * fr)
+            f = self.m.conv_frames(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device))
             first = self.k - w0 // 4
             f = f[:, first : first + (k_end - self.k)]
-            y, self.h = self.m.rnn(torch.relu(self.m.proj(f)), self.h)
-            lp = self.m.head(y).log_softmax(-1)[0].float().cpu().numpy()
+            lp, self.h = self.m.recurrent(f, self.h)
+            lp = lp[0].float().cpu().numpy()
         self.k = k_end
         keep = max(0, 4 * self.k - 8 - self.offset)  # frames before the next window are no longer needed
         self.feats = self.feats[keep:]

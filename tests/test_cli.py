@@ -244,8 +244,8 @@ def test_result_text_is_not_markup(registry_env, tmp_path, monkeypatch):
 
     orig = pipeline.Pipeline._assemble
 
-    def fake(self, runner, p, decoded):
-        r = orig(self, runner, p, decoded)
+    def fake(self, runner, p, decoded, log_probs):
+        r = orig(self, runner, p, decoded, log_probs)
         r.text = "[music] [1] [bold]x[/bold]"
         return r
 

@@ -35,7 +35,7 @@ def test_fit_learns_and_exports(tmp_path):
     m = train_asr.fit(cfg, log=logs.append)
     losses = [float(line.split("loss ")[1].split()[0]) for line in logs if line.startswith("step ")]
     assert losses[-1] < 0.5 * losses[0]
-    assert 0.0 <= m["val_cer"] <= 1.0 and m["step"] == 150
+    assert m["val_cer"] < 0.2 and m["step"] == 150  # the toy letters are learnt
     from ctcli.model import load_model
 
     lm = load_model(tmp_path / "m.pt")
