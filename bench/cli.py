@@ -31,7 +31,9 @@ def main() -> None:
         rows.append((" ".join(["ctcli", *args]), statistics.median(times), min(times), max(times)))
     print(f"{'command':<28} {'median s':>9} {'min s':>7} {'max s':>7}  target")
     for name, med, lo, hi in rows:
-        print(f"{name:<28} {med:9.3f} {lo:7.3f} {hi:7.3f}  {'< 0.5 s ' + ('OK' if med < 0.5 else 'MISSED')}")
+        print(
+            f"{name:<28} {med:9.3f} {lo:7.3f} {hi:7.3f}  {'< 0.5 s ' + ('OK' if med < 0.5 else 'MISSED')}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,20 +30,26 @@ sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "bench" / ".cache" / "stream"
 MINUTES = float(os.environ.get("BENCH_LONG_MINUTES", "60"))
 SENTENCES = [
-    "the quick brown fox jumps over the lazy dog", "she sells sea shells by the sea shore",
-    "a journey of a thousand miles begins with a single step", "all that glitters is not gold",
-    "the early bird catches the worm", "actions speak louder than words", "better late than never",
-    "every cloud has a silver lining", "fortune favours the bold", "knowledge is power",
+    "the quick brown fox jumps over the lazy dog",
+    "she sells sea shells by the sea shore",
+    "a journey of a thousand miles begins with a single step",
+    "all that glitters is not gold",
+    "the early bird catches the worm",
+    "actions speak louder than words",
+    "better late than never",
+    "every cloud has a silver lining",
+    "fortune favours the bold",
+    "knowledge is power",
 ]
 
 
 def make_long_wav(path: Path, minutes: float) -> list[tuple[float, float]]:
     """Concatenate flite utterances with 0.8-1.5 s pauses; return (start, end) of each."""
+    import random
+
     import soundfile as sf
 
     from ctcli.synth.speech import Voice, tts
-
-    import random
 
     rng = random.Random(0)
     voices = [Voice("flite", v) for v in ("slt", "awb", "rms", "kal16")]
@@ -87,13 +93,28 @@ def model_path() -> tuple[str, str]:
         from ctcli.train_asr import ALPHABET, AsrConfig
 
         c = AsrConfig()
-        dims = dict(n_classes=len(ALPHABET), n_mels=80, conv_channels=c.conv_channels, rnn_hidden=c.rnn_hidden, rnn_layers=c.rnn_layers)
+        dims = dict(
+            n_classes=len(ALPHABET),
+            n_mels=80,
+            conv_channels=c.conv_channels,
+            rnn_hidden=c.rnn_hidden,
+            rnn_layers=c.rnn_layers,
+        )
         torch.manual_seed(0)
         m = build_model("asr_conv_gru", **dims)
         with torch.no_grad():
             m.head.bias[0] -= 3.0  # emit text for every segment
-        save_checkpoint(p, m, arch="asr_conv_gru", dims=dims, kind="audio", alphabet=ALPHABET, blank=0,
-                        features=dict(DEFAULT_FEATURES), frame_stride=0.04)
+        save_checkpoint(
+            p,
+            m,
+            arch="asr_conv_gru",
+            dims=dims,
+            kind="audio",
+            alphabet=ALPHABET,
+            blank=0,
+            features=dict(DEFAULT_FEATURES),
+            frame_stride=0.04,
+        )
     return str(p), "random-init (no asr-en yet)"
 
 
@@ -111,10 +132,35 @@ def main() -> None:
     model, how = model_path()
     ctcli = ROOT / ".venv" / "bin" / "ctcli"
     t0 = time.time()
-    p = subprocess.run(["/usr/bin/time", "-v", str(ctcli), "transcribe", "-f", "jsonl", "--lm", "none", "--beam", "8",
-                        "--model", model, str(wav)], capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        [
+            "/usr/bin/time",
+            "-v",
+            str(ctcli),
+            "transcribe",
+            "-f",
+            "jsonl",
+            "--lm",
+            "none",
+            "--beam",
+            "8",
+            "--model",
+            model,
+            str(wav),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.time() - t0
-    rss_kb = next((int(line.split()[-1]) for line in p.stderr.splitlines() if "Maximum resident set size" in line), -1)
+    rss_kb = next(
+        (
+            int(line.split()[-1])
+            for line in p.stderr.splitlines()
+            if "Maximum resident set size" in line
+        ),
+        -1,
+    )
     if p.returncode != 0:
         print(p.stderr[-2000:])
         raise SystemExit(1)
@@ -130,12 +176,18 @@ def main() -> None:
             missed += 1
     errs_a = np.array(errs)
     print(f"long audio: {MINUTES:.0f} min, {len(offsets)} utterances, model {how}")
-    print(f"  wall {wall:.1f} s (RTF {wall / (MINUTES * 60):.3f}), peak RSS {rss_kb / 1024:.0f} MiB (target < 1536 MiB)")
-    print(f"  segments {len(segs)}; utterances found {len(errs)}/{len(offsets)}; "
-          f"segment start precedes speech onset by median {np.median(errs_a):.3f} s, "
-          f"min {errs_a.min():.3f} s, max {errs_a.max():.3f} s (VAD pre-roll 0.25 s; negative = speech cut)")
+    print(
+        f"  wall {wall:.1f} s (RTF {wall / (MINUTES * 60):.3f}), peak RSS {rss_kb / 1024:.0f} MiB (target < 1536 MiB)"
+    )
+    print(
+        f"  segments {len(segs)}; utterances found {len(errs)}/{len(offsets)}; "
+        f"segment start precedes speech onset by median {np.median(errs_a):.3f} s, "
+        f"min {errs_a.min():.3f} s, max {errs_a.max():.3f} s (VAD pre-roll 0.25 s; negative = speech cut)"
+    )
     if how != "bundled":
-        print("  streaming latency / streaming-vs-offline WER: n/a until the asr-en model is trained")
+        print(
+            "  streaming latency / streaming-vs-offline WER: n/a until the asr-en model is trained"
+        )
 
 
 if __name__ == "__main__":

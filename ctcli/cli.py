@@ -7,19 +7,18 @@ kenlm) are imported inside commands so `ctcli --help` stays fast.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import functools
-
 import typer
 
 from ctcli import __version__, console
 from ctcli.errors import CtcliError, ExitCode, UsageError
-from ctcli.options import DEFAULT_BEAM, DEFAULT_BATCH, DEFAULT_FORMAT, TranscribeOptions
+from ctcli.options import DEFAULT_BATCH, DEFAULT_BEAM, DEFAULT_FORMAT, TranscribeOptions
 
 app = typer.Typer(
     name="ctcli",

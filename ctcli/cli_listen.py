@@ -25,24 +25,71 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handled
     def listen(
-        from_: Annotated[str | None, typer.Option("--from", metavar="FILE|-", help="Stream a file (or '-': WAV/raw s16le on stdin) instead of the microphone.")] = None,
-        realtime: Annotated[bool, typer.Option("--realtime/--no-realtime", help="With --from: pace input in real time (default: as fast as possible).")] = False,
-        list_devices: Annotated[bool, typer.Option("--list-devices", help="List audio input devices and exit.")] = False,
-        input_device: Annotated[str | None, typer.Option("--input-device", metavar="ID|NAME", help="Microphone to use.")] = None,
-        sample_rate: Annotated[int, typer.Option("--sample-rate", min=8000, help="Capture rate (and rate of raw stdin).")] = 16000,
-        vad: Annotated[bool, typer.Option("--vad/--no-vad", help="Split utterances at pauses (energy VAD).")] = True,
-        vad_threshold: Annotated[float, typer.Option("--vad-threshold", help="Speech: dB above the noise floor.")] = 12.0,
-        min_silence: Annotated[float, typer.Option("--min-silence", help="Seconds of silence that end an utterance.")] = 0.3,
-        fmt: Annotated[str, typer.Option("-f", "--format", metavar="txt|jsonl", help="Output for finished utterances.")] = "txt",
+        from_: Annotated[
+            str | None,
+            typer.Option(
+                "--from",
+                metavar="FILE|-",
+                help="Stream a file (or '-': WAV/raw s16le on stdin) instead of the microphone.",
+            ),
+        ] = None,
+        realtime: Annotated[
+            bool,
+            typer.Option(
+                "--realtime/--no-realtime",
+                help="With --from: pace input in real time (default: as fast as possible).",
+            ),
+        ] = False,
+        list_devices: Annotated[
+            bool, typer.Option("--list-devices", help="List audio input devices and exit.")
+        ] = False,
+        input_device: Annotated[
+            str | None, typer.Option("--input-device", metavar="ID|NAME", help="Microphone to use.")
+        ] = None,
+        sample_rate: Annotated[
+            int,
+            typer.Option("--sample-rate", min=8000, help="Capture rate (and rate of raw stdin)."),
+        ] = 16000,
+        vad: Annotated[
+            bool, typer.Option("--vad/--no-vad", help="Split utterances at pauses (energy VAD).")
+        ] = True,
+        vad_threshold: Annotated[
+            float, typer.Option("--vad-threshold", help="Speech: dB above the noise floor.")
+        ] = 12.0,
+        min_silence: Annotated[
+            float, typer.Option("--min-silence", help="Seconds of silence that end an utterance.")
+        ] = 0.3,
+        fmt: Annotated[
+            str,
+            typer.Option(
+                "-f", "--format", metavar="txt|jsonl", help="Output for finished utterances."
+            ),
+        ] = "txt",
         words: Annotated[bool, typer.Option("--words", help="Word timings in jsonl.")] = False,
-        model: Annotated[str | None, typer.Option("-m", "--model", metavar="NAME|PATH", envvar="CTCLI_MODEL", help="Acoustic model.")] = None,
-        lm: Annotated[str | None, typer.Option("--lm", metavar="NAME|PATH|none", envvar="CTCLI_LM", help="Language model.")] = None,
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "-m", "--model", metavar="NAME|PATH", envvar="CTCLI_MODEL", help="Acoustic model."
+            ),
+        ] = None,
+        lm: Annotated[
+            str | None,
+            typer.Option(
+                "--lm", metavar="NAME|PATH|none", envvar="CTCLI_LM", help="Language model."
+            ),
+        ] = None,
         alpha: Annotated[float | None, typer.Option("--alpha", help="LM weight.")] = None,
         beta: Annotated[float | None, typer.Option("--beta", help="Word bonus.")] = None,
         beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width.")] = DEFAULT_BEAM,
-        device: Annotated[str, typer.Option("--device", metavar="auto|cpu|cuda[:N]", help="Compute device.")] = "auto",
-        quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
-        verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Status messages on stderr.")] = False,
+        device: Annotated[
+            str, typer.Option("--device", metavar="auto|cpu|cuda[:N]", help="Compute device.")
+        ] = "auto",
+        quiet: Annotated[
+            bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")
+        ] = False,
+        verbose: Annotated[
+            bool, typer.Option("-v", "--verbose", help="Status messages on stderr.")
+        ] = False,
     ) -> int:
         """Transcribe live audio, one line per finished utterance."""
         from ctcli import stream
@@ -50,7 +97,9 @@ def register(app: typer.Typer) -> None:
         console.set_verbosity(-1 if quiet else (1 if verbose else 0))
         if list_devices:
             for d in stream.list_input_devices():
-                sys.stdout.write(f"{d['index']}\t{d['name']}\t{int(d.get('default_samplerate', 0))} Hz\t{d['max_input_channels']} ch\n")
+                sys.stdout.write(
+                    f"{d['index']}\t{d['name']}\t{int(d.get('default_samplerate', 0))} Hz\t{d['max_input_channels']} ch\n"
+                )
             return ExitCode.OK
         if fmt not in ("txt", "jsonl"):
             raise UsageError(f"unknown format '{fmt}' (txt or jsonl)")
@@ -68,7 +117,9 @@ def register(app: typer.Typer) -> None:
         from ctcli.options import TranscribeOptions
         from ctcli.pipeline import Pipeline
 
-        runner = Pipeline(TranscribeOptions(model=model, lm=lm, alpha=alpha, beta=beta, beam=beam, device=device)).runner_for("audio")
+        runner = Pipeline(
+            TranscribeOptions(model=model, lm=lm, alpha=alpha, beta=beta, beam=beam, device=device)
+        ).runner_for("audio")
         tty = console.stderr_is_tty() and not quiet
         t_start = time.monotonic()
         sink = console.StdoutSink()
@@ -83,8 +134,13 @@ def register(app: typer.Typer) -> None:
             if fmt == "txt":
                 sink.write(r.text + "\n")
             else:
-                rec = {"start": round(r.start, 3), "end": round(r.end, 3), "text": r.text, "conf": round(r.conf, 4),
-                       "wall": round(r.wall - t_start, 3)}
+                rec = {
+                    "start": round(r.start, 3),
+                    "end": round(r.end, 3),
+                    "text": r.text,
+                    "conf": round(r.conf, 4),
+                    "wall": round(r.wall - t_start, 3),
+                }
                 if words:
                     rec["words"] = [w.to_dict() for w in r.words]
                 sink.write(json.dumps(rec) + "\n")
@@ -94,7 +150,12 @@ def register(app: typer.Typer) -> None:
         if tty:
             sys.stderr.write("ctcli: listening (Ctrl-C to stop)\n")
         console.info(f"listening on {from_ or 'the microphone'}")
-        rec = stream.StreamRecognizer(runner.model, runner.decoder, stream.VadConfig(enabled=vad, threshold_db=vad_threshold, min_silence_s=min_silence), on_result)
+        rec = stream.StreamRecognizer(
+            runner.model,
+            runner.decoder,
+            stream.VadConfig(enabled=vad, threshold_db=vad_threshold, min_silence_s=min_silence),
+            on_result,
+        )
         try:
             stream.run(blocks, rec)
         except KeyboardInterrupt:

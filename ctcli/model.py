@@ -144,23 +144,36 @@ class ConvGRU(nn.Module):
         rnn_hidden: model width (GRU units); rnn_layers: stacked GRU layers.
     """
 
-    def __init__(self, n_classes: int, n_mels: int = 80, conv_channels: int = 32, rnn_hidden: int = 256, rnn_layers: int = 2):
+    def __init__(
+        self,
+        n_classes: int,
+        n_mels: int = 80,
+        conv_channels: int = 32,
+        rnn_hidden: int = 256,
+        rnn_layers: int = 2,
+    ):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(1, conv_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # B x C x T/2 x F/2
-            nn.Conv2d(conv_channels, conv_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # B x C x T/4 x F/4
+            nn.Conv2d(1, conv_channels, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),  # B x C x T/2 x F/2
+            nn.Conv2d(conv_channels, conv_channels, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),  # B x C x T/4 x F/4
         )
         f4 = (((n_mels + 1) // 2) + 1) // 2
         self.proj = nn.Linear(conv_channels * f4, rnn_hidden)
         self.norm_in = nn.LayerNorm(rnn_hidden)
-        self.rnns = nn.ModuleList(nn.GRU(rnn_hidden, rnn_hidden, batch_first=True) for _ in range(rnn_layers))
+        self.rnns = nn.ModuleList(
+            nn.GRU(rnn_hidden, rnn_hidden, batch_first=True) for _ in range(rnn_layers)
+        )
         self.norms = nn.ModuleList(nn.LayerNorm(rnn_hidden) for _ in range(rnn_layers))
         self.head = nn.Linear(rnn_hidden, n_classes)
 
     @staticmethod
     def output_lengths(frames: torch.Tensor) -> torch.Tensor:
         """Output frames for input frame counts (two ceil-halvings)."""
-        return torch.div(torch.div(frames + 1, 2, rounding_mode="floor") + 1, 2, rounding_mode="floor")
+        return torch.div(
+            torch.div(frames + 1, 2, rounding_mode="floor") + 1, 2, rounding_mode="floor"
+        )
 
     def conv_frames(self, x: torch.Tensor) -> torch.Tensor:
         """x: B x T x n_mels -> B x T/4 x C*F/4 (per-frame conv features)."""

@@ -202,7 +202,9 @@ class Pipeline:
 
                 gray = decode_image(data)
                 feats = runner.model.meta.get("features", {})
-                lines = load_lines(gray, int(feats.get("height", 32)), split=bool(feats.get("split_lines", True)))
+                lines = load_lines(
+                    gray, int(feats.get("height", 32)), split=bool(feats.get("split_lines", True))
+                )
                 if not lines:
                     p.result = Result(
                         item.display, text="", score=0.0, conf=1.0, kind="image", model=runner.name
@@ -236,10 +238,17 @@ class Pipeline:
         if runner.decoder is None:
             from ctcli.decoder import build_decoder
 
-            runner.decoder = build_decoder(list(runner.model.labels), blank=runner.model.blank, beam_width=1)
+            runner.decoder = build_decoder(
+                list(runner.model.labels), blank=runner.model.blank, beam_width=1
+            )
         finals: list = []
-        rec = stream.StreamRecognizer(runner.model, runner.decoder, stream.VadConfig(), lambda r: r.final and finals.append(r),
-                                      partial_every=1 << 30)  # no partials offline
+        rec = stream.StreamRecognizer(
+            runner.model,
+            runner.decoder,
+            stream.VadConfig(),
+            lambda r: r.final and finals.append(r),
+            partial_every=1 << 30,
+        )  # no partials offline
         total = 0
         for block in stream.file_blocks(str(p.item.path), block_s=LONG_AUDIO_BLOCK_S):
             total += block.size
@@ -347,7 +356,9 @@ def _audio_seconds(path: Path) -> float:
         return 0.0
 
 
-def _rerank_expr(text: str, hyps: list, words: list[Word], log_probs: np.ndarray, model) -> tuple[str, list[Word]]:
+def _rerank_expr(
+    text: str, hyps: list, words: list[Word], log_probs: np.ndarray, model
+) -> tuple[str, list[Word]]:
     """Arithmetic-aware choice: the most likely (under the CTC posteriors)
     well-formed expression with a correct result among the n-best and their
     recomputed right-hand sides (see ctcli.exprcheck.rescore)."""

@@ -59,7 +59,9 @@ class Result:
     words: list[Word] = field(default_factory=list)
     nbest: list[NBest] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    segments: list[tuple[float, float, str]] = field(default_factory=list)  # long audio: VAD segments
+    segments: list[tuple[float, float, str]] = field(
+        default_factory=list
+    )  # long audio: VAD segments
     kind: str | None = None  # "audio" | "image"
     duration: float | None = None  # seconds of audio
     model: str | None = None
@@ -83,7 +85,9 @@ class Result:
         if len(self.lines) > 1:
             d["lines"] = self.lines
         if self.segments:
-            d["segments"] = [{"start": round(a, 3), "end": round(b, 3), "text": t} for a, b, t in self.segments]
+            d["segments"] = [
+                {"start": round(a, 3), "end": round(b, 3), "text": t} for a, b, t in self.segments
+            ]
         d["model"] = self.model
         d["error"] = self.error
         return d

@@ -88,8 +88,16 @@ class StreamingLogMel:
         f = {**DEFAULT_FEATURES, **(features or {})}
         self.f = f
         self.n_fft, self.hop = int(f["n_fft"]), int(f["hop"])
-        self.window = librosa.filters.get_window("hann", self.n_fft, fftbins=True).astype(np.float32)
-        self.mel = librosa.filters.mel(sr=f["sample_rate"], n_fft=self.n_fft, n_mels=f["n_mels"], fmin=f["fmin"], fmax=f["fmax"]).astype(np.float32)
+        self.window = librosa.filters.get_window("hann", self.n_fft, fftbins=True).astype(
+            np.float32
+        )
+        self.mel = librosa.filters.mel(
+            sr=f["sample_rate"],
+            n_fft=self.n_fft,
+            n_mels=f["n_mels"],
+            fmin=f["fmin"],
+            fmax=f["fmax"],
+        ).astype(np.float32)
         self.buf = np.zeros(self.n_fft // 2, np.float32)  # left zero padding (center=True)
         self.next = 0  # index (in buf) of the next frame's first sample
         self.total = 0  # samples received
@@ -171,7 +179,9 @@ class StreamingAcoustic:
             lp, self.h = self.m.recurrent(f, self.h)
             lp = lp[0].float().cpu().numpy()
         self.k = k_end
-        keep = max(0, 4 * self.k - 8 - self.offset)  # frames before the next window are no longer needed
+        keep = max(
+            0, 4 * self.k - 8 - self.offset
+        )  # frames before the next window are no longer needed
         self.feats = self.feats[keep:]
         self.offset += keep
         return lp
@@ -197,7 +207,11 @@ def file_blocks(path: str, block_s: float = BLOCK_S) -> Iterator[np.ndarray]:
         info = sf.info(path)
     except Exception:
         raise InputError("not a decodable audio file") from None
-    rs = soxr.ResampleStream(info.samplerate, SAMPLE_RATE, 1, dtype="float32") if info.samplerate != SAMPLE_RATE else None
+    rs = (
+        soxr.ResampleStream(info.samplerate, SAMPLE_RATE, 1, dtype="float32")
+        if info.samplerate != SAMPLE_RATE
+        else None
+    )
     blocksize = max(1, int(info.samplerate * block_s))
     with sf.SoundFile(path) as f:
         while True:
@@ -212,7 +226,9 @@ def file_blocks(path: str, block_s: float = BLOCK_S) -> Iterator[np.ndarray]:
                 return
 
 
-def stdin_blocks(stream, raw_rate: int = SAMPLE_RATE, block_s: float = BLOCK_S) -> Iterator[np.ndarray]:
+def stdin_blocks(
+    stream, raw_rate: int = SAMPLE_RATE, block_s: float = BLOCK_S
+) -> Iterator[np.ndarray]:
     """WAV (PCM 16/32-bit or float) or raw s16le mono from a pipe."""
     import soxr
 
@@ -249,7 +265,13 @@ def stdin_blocks(stream, raw_rate: int = SAMPLE_RATE, block_s: float = BLOCK_S) 
         pending = b""
         last = len(data) < nbytes
         usable = len(data) - len(data) % width
-        x = np.frombuffer(data[:usable], dtype=fmt).astype(np.float32).reshape(-1, channels).mean(axis=1) / scale
+        x = (
+            np.frombuffer(data[:usable], dtype=fmt)
+            .astype(np.float32)
+            .reshape(-1, channels)
+            .mean(axis=1)
+            / scale
+        )
         if rs is not None:
             x = rs.resample_chunk(x, last=last)
         if x.size:
@@ -263,13 +285,19 @@ def list_input_devices() -> list[dict]:
         import sounddevice as sd
     except OSError as e:  # PortAudio library missing
         raise DeviceError(f"no audio system: {e}") from None
-    devs = [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d.get("max_input_channels", 0) > 0]
+    devs = [
+        dict(d, index=i)
+        for i, d in enumerate(sd.query_devices())
+        if d.get("max_input_channels", 0) > 0
+    ]
     if not devs:
         raise DeviceError("no audio input device found")
     return devs
 
 
-def microphone_blocks(device: str | int | None, rate: int, block_s: float = BLOCK_S) -> Iterator[np.ndarray]:
+def microphone_blocks(
+    device: str | int | None, rate: int, block_s: float = BLOCK_S
+) -> Iterator[np.ndarray]:
     """Blocks from the microphone via sounddevice, resampled to 16 kHz."""
     import queue
 
@@ -281,8 +309,14 @@ def microphone_blocks(device: str | int | None, rate: int, block_s: float = BLOC
     q: queue.Queue = queue.Queue()
     rs = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
     try:
-        stream = sd.InputStream(samplerate=rate, channels=1, dtype="float32", device=device,
-                                blocksize=int(rate * block_s), callback=lambda d, *_: q.put(d[:, 0].copy()))
+        stream = sd.InputStream(
+            samplerate=rate,
+            channels=1,
+            dtype="float32",
+            device=device,
+            blocksize=int(rate * block_s),
+            callback=lambda d, *_: q.put(d[:, 0].copy()),
+        )
     except Exception as e:
         raise DeviceError(f"cannot open audio input: {e}") from None
     with stream:
@@ -355,7 +389,14 @@ class Utterance:
 class StreamRecognizer:
     """Segments a block stream with the VAD and recognises each segment."""
 
-    def __init__(self, loaded, decoder, vad: VadConfig, on_result: Callable[[StreamResult], None], partial_every: int = CHUNK_FRAMES):
+    def __init__(
+        self,
+        loaded,
+        decoder,
+        vad: VadConfig,
+        on_result: Callable[[StreamResult], None],
+        partial_every: int = CHUNK_FRAMES,
+    ):
         self.loaded = loaded
         self.decoder = decoder
         self.vad_cfg = vad
@@ -377,9 +418,22 @@ class StreamRecognizer:
 
         u = self.utt
         t0 = u.start_sample / SAMPLE_RATE
-        words = [Word(w.text, t0 + w.start * self.stride, t0 + w.end * self.stride, float(w.conf)) for w in (r.words if r else [])]
-        self.on_result(StreamResult(r.text if r else "", final, t0, (u.start_sample + u.samples) / SAMPLE_RATE,
-                                    time.monotonic(), words, float(r.conf) if r else 1.0, self.n_utt))
+        words = [
+            Word(w.text, t0 + w.start * self.stride, t0 + w.end * self.stride, float(w.conf))
+            for w in (r.words if r else [])
+        ]
+        self.on_result(
+            StreamResult(
+                r.text if r else "",
+                final,
+                t0,
+                (u.start_sample + u.samples) / SAMPLE_RATE,
+                time.monotonic(),
+                words,
+                float(r.conf) if r else 1.0,
+                self.n_utt,
+            )
+        )
 
     def _start(self, start: int) -> None:
         """Open an utterance at sample `start` (inside the pre-roll buffer)."""
@@ -429,7 +483,11 @@ class StreamRecognizer:
             if onset is not None:
                 self.speech_run = 0
                 self.silence_run = 0
-                self._start(int(onset - cfg.preroll_s * SAMPLE_RATE) if cfg.enabled else self.pos - self.pre_n)
+                self._start(
+                    int(onset - cfg.preroll_s * SAMPLE_RATE)
+                    if cfg.enabled
+                    else self.pos - self.pre_n
+                )
             return
         self.pos += x.size
         self.utt.push(x)
@@ -439,7 +497,9 @@ class StreamRecognizer:
         if self.utt.frames - self._last_partial_frames >= self.partial_every:
             self._last_partial_frames = self.utt.frames
             self._emit(self.utt.stream.partial(), final=False)
-        if (cfg.enabled and self.silence_run * cfg.frame_s >= cfg.min_silence_s) or self.utt.samples >= MAX_UTTERANCE_S * SAMPLE_RATE:
+        if (
+            cfg.enabled and self.silence_run * cfg.frame_s >= cfg.min_silence_s
+        ) or self.utt.samples >= MAX_UTTERANCE_S * SAMPLE_RATE:
             self._end()
 
     def close(self) -> None:

@@ -16,8 +16,13 @@ ONES = "zero one two three four five six seven eight nine ten eleven twelve thir
 TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 SCALES = [(10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand")]
 ORDINAL_WORDS = {
-    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-    "nine": "ninth", "twelve": "twelfth",
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
 }
 
 
@@ -119,9 +124,19 @@ def expand_numbers(text: str) -> str:
     text = _MONEY.sub(_money, text)
     text = _PERCENT.sub(lambda m: f" {_decimal_words(m.group(1))} percent ", text)
     text = _TIME.sub(
-        lambda m: f" {number_words(int(m.group(1)))} "
-        + ("o'clock" if m.group(2) == "00" else ("oh " + ONES[int(m.group(2))] if m.group(2)[0] == "0" else number_words(int(m.group(2)))))
-        + " ",
+        lambda m: (
+            f" {number_words(int(m.group(1)))} "
+            + (
+                "o'clock"
+                if m.group(2) == "00"
+                else (
+                    "oh " + ONES[int(m.group(2))]
+                    if m.group(2)[0] == "0"
+                    else number_words(int(m.group(2)))
+                )
+            )
+            + " "
+        ),
         text,
     )
     text = _ORDINAL.sub(lambda m: f" {ordinal_words(int(m.group(1)))} ", text)

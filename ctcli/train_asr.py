@@ -164,7 +164,9 @@ def validate(model, val: Shards, features: dict, cfg: AsrConfig, device: str) ->
     refs, hyps = [], []
     with torch.inference_mode():
         for i in range(min(len(val), cfg.val_max)):
-            x = torch.from_numpy(normalize(val.feats[i].astype(np.float32), features))[None].to(device)
+            x = torch.from_numpy(normalize(val.feats[i].astype(np.float32), features))[None].to(
+                device
+            )
             lp = model(x)[0].float().cpu().numpy()
             refs.append(val.texts[i])
             hyps.append(_greedy(lp))
@@ -172,8 +174,10 @@ def validate(model, val: Shards, features: dict, cfg: AsrConfig, device: str) ->
     n_words = sum(len(r.split()) for r in refs)
     n_chars = sum(len(r) for r in refs)
     return {
-        "val_wer": sum(wer(r, h) * len(r.split()) for r, h in zip(refs, hyps, strict=True)) / max(1, n_words),
-        "val_cer": sum(cer(r, h) * len(r) for r, h in zip(refs, hyps, strict=True)) / max(1, n_chars),
+        "val_wer": sum(wer(r, h) * len(r.split()) for r, h in zip(refs, hyps, strict=True))
+        / max(1, n_words),
+        "val_cer": sum(cer(r, h) * len(r) for r, h in zip(refs, hyps, strict=True))
+        / max(1, n_chars),
         "example": {"ref": refs[0], "hyp": hyps[0]} if refs else {},
     }
 
@@ -186,7 +190,11 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
     from ctcli.model import atomic_torch_save, build_model, save_checkpoint
 
     torch.set_num_threads(max(1, cfg.threads))
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    device = (
+        "cuda"
+        if cfg.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if cfg.device == "auto" else cfg.device)
+    )
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "state.pt"
@@ -196,8 +204,13 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
         time.sleep(30)
         data.rescan()
     log(f"train {len(data):,} utts ({data.hours():.1f} h), val {len(val):,} utts")
-    dims = dict(n_classes=len(ALPHABET), n_mels=DEFAULT_FEATURES["n_mels"], conv_channels=cfg.conv_channels,
-                rnn_hidden=cfg.rnn_hidden, rnn_layers=cfg.rnn_layers)
+    dims = dict(
+        n_classes=len(ALPHABET),
+        n_mels=DEFAULT_FEATURES["n_mels"],
+        conv_channels=cfg.conv_channels,
+        rnn_hidden=cfg.rnn_hidden,
+        rnn_layers=cfg.rnn_layers,
+    )
     torch.manual_seed(cfg.seed)
     model = build_model("asr_conv_gru", **dims).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -224,14 +237,35 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
     metrics: dict = {}
 
     def save_state():
-        atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                           "elapsed": elapsed0 + time.time() - t0, "features": json.dumps(features)}, state_path)
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "best": best,
+                "elapsed": elapsed0 + time.time() - t0,
+                "features": json.dumps(features),
+            },
+            state_path,
+        )
 
     def export(m: dict):
-        save_checkpoint(cfg.out, model, arch="asr_conv_gru", dims=dims, kind="audio", alphabet=ALPHABET, blank=0,
-                        features=features, frame_stride=4 * features["hop"] / features["sample_rate"],
-                        extra={"default_lm": "en-4gram", "training": {**asdict(cfg), "step": step, "hours": round(data.hours(), 2)},
-                               "metrics": m})
+        save_checkpoint(
+            cfg.out,
+            model,
+            arch="asr_conv_gru",
+            dims=dims,
+            kind="audio",
+            alphabet=ALPHABET,
+            blank=0,
+            features=features,
+            frame_stride=4 * features["hop"] / features["sample_rate"],
+            extra={
+                "default_lm": "en-4gram",
+                "training": {**asdict(cfg), "step": step, "hours": round(data.hours(), 2)},
+                "metrics": m,
+            },
+        )
 
     model.train()
     while step < cfg.steps and not stop["flag"]:
@@ -242,7 +276,9 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
         for b in make_batches(lengths, cfg.frames_per_batch, rng):
             if step >= cfg.steps or stop["flag"]:
                 break
-            xs = [augment(normalize(data.feats[i].astype(np.float32), features), rng, cfg) for i in b]
+            xs = [
+                augment(normalize(data.feats[i].astype(np.float32), features), rng, cfg) for i in b
+            ]
             lens = torch.tensor([x.shape[0] for x in xs])
             x = torch.zeros(len(xs), int(lens.max()), xs[0].shape[1])
             for j, a in enumerate(xs):
@@ -264,18 +300,26 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
             frames += int(lens.sum())
             if step % cfg.log_every == 0:
                 dt = time.time() - t_log
-                log(f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {_lr(step, cfg):.2e} "
-                    f"{frames / 100 / dt:.1f} audio-s/s elapsed {(elapsed0 + time.time() - t0) / 60:.1f} min")
+                log(
+                    f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {_lr(step, cfg):.2e} "
+                    f"{frames / 100 / dt:.1f} audio-s/s elapsed {(elapsed0 + time.time() - t0) / 60:.1f} min"
+                )
                 loss_sum = loss_n = frames = 0
                 t_log = time.time()
             if step % cfg.val_every == 0 or step == cfg.steps:
-                metrics = validate(model, val, features, cfg, device) if len(val) else {"val_wer": float("nan")}
+                metrics = (
+                    validate(model, val, features, cfg, device)
+                    if len(val)
+                    else {"val_wer": float("nan")}
+                )
                 metrics.update(step=step, minutes=round((elapsed0 + time.time() - t0) / 60, 1))
                 with open(run / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")
                 better = not metrics["val_wer"] > best  # nan (no val set) always exports
-                log(f"VAL step {step} WER {metrics['val_wer']:.4f} CER {metrics.get('val_cer', float('nan')):.4f} "
-                    f"{metrics.get('example', '')}" + (" (exported)" if better else ""))
+                log(
+                    f"VAL step {step} WER {metrics['val_wer']:.4f} CER {metrics.get('val_cer', float('nan')):.4f} "
+                    f"{metrics.get('example', '')}" + (" (exported)" if better else "")
+                )
                 if better:
                     best = metrics["val_wer"] if metrics["val_wer"] == metrics["val_wer"] else best
                     export(metrics)
@@ -285,12 +329,17 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
                 save_state()
                 t_ckpt = time.time()
     save_state()
-    log(("stopped by SIGTERM" if stop["flag"] else "done") + f" at step {step}; state in {state_path}")
+    log(
+        ("stopped by SIGTERM" if stop["flag"] else "done")
+        + f" at step {step}; state in {state_path}"
+    )
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ctcli.train_asr", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m ctcli.train_asr", description=__doc__.split("\n\n")[0]
+    )
     for k, v in asdict(AsrConfig()).items():
         ap.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
     ap.add_argument("--resume", action="store_true")

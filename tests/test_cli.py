@@ -36,7 +36,9 @@ def test_txt_one_line_per_input(registry_env, batch):
 def test_tsv_paths_in_input_order(registry_env, batch):
     r = invoke(["transcribe", "-f", "tsv", *map(str, reversed(batch))])
     assert r.exit_code == 0
-    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [str(p) for p in reversed(batch)]
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [
+        str(p) for p in reversed(batch)
+    ]
 
 
 def test_jsonl_schema_with_words(registry_env, batch):
@@ -88,7 +90,11 @@ def test_directory_recursive_sorted(registry_env, tmp_path):
     flat = invoke(["transcribe", "-f", "tsv", str(tmp_path / "d")])
     deep = invoke(["transcribe", "-f", "tsv", "-r", str(tmp_path / "d")])
     assert [Path(x.split("\t")[0]).name for x in flat.stdout.splitlines()] == ["a.png", "b.png"]
-    assert [Path(x.split("\t")[0]).name for x in deep.stdout.splitlines()] == ["a.png", "b.png", "c.png"]
+    assert [Path(x.split("\t")[0]).name for x in deep.stdout.splitlines()] == [
+        "a.png",
+        "b.png",
+        "c.png",
+    ]
 
 
 def test_empty_directory_exit_4(registry_env, tmp_path):
@@ -129,7 +135,15 @@ def test_wrong_type_file(registry_env, tmp_path):
 
 
 def test_model_kind_mismatch_is_per_item(registry_env, tmp_path):
-    r = invoke(["transcribe", "--model", "tiny-img", str(write_wav(tmp_path / "a.wav")), str(write_png(tmp_path / "b.png"))])
+    r = invoke(
+        [
+            "transcribe",
+            "--model",
+            "tiny-img",
+            str(write_wav(tmp_path / "a.wav")),
+            str(write_png(tmp_path / "b.png")),
+        ]
+    )
     assert r.exit_code == 1
     assert "reads image input, this is audio" in r.stderr
     assert len(r.stdout.splitlines()) == 1
@@ -222,7 +236,13 @@ def test_files_from_stdin(registry_env, tmp_path):
 def test_head_1_ends_quietly(registry_env, tmp_path):
     files = [str(write_png(tmp_path / f"{i}.png")) for i in range(40)]
     cmd = f"{sys.executable} -m ctcli transcribe --batch-size 1 {' '.join(files)} | head -1"
-    p = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, env=registry_env, timeout=120, check=False)
+    p = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", cmd],
+        capture_output=True,
+        env=registry_env,
+        timeout=120,
+        check=False,
+    )
     assert len(p.stdout.decode().splitlines()) == 1
     assert b"Traceback" not in p.stderr and b"Error" not in p.stderr, p.stderr
     assert p.returncode == 0
@@ -262,6 +282,8 @@ def test_help_is_light():
         "heavy = [m for m in ('torch', 'cv2', 'librosa', 'kenlm', 'numba') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=60, check=False)
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=60, check=False
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().strip().splitlines()[-1] == "HEAVY="

@@ -31,7 +31,9 @@ def _check_one(path) -> None:
         assert '"error": "' in r.stdout  # the jsonl error record
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(min_size=0, max_size=3000), ext=st.sampled_from(EXTS))
 def test_random_bytes(registry_env, tmp_path, data, ext):
     p = tmp_path / f"fuzz{ext}"
@@ -42,7 +44,12 @@ def test_random_bytes(registry_env, tmp_path, data, ext):
 @pytest.fixture(scope="module")
 def real_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("real")
-    files = [write_png(d / "a.png"), write_png(d / "b.jpg"), write_png(d / "c.bmp"), write_wav(d / "d.wav")]
+    files = [
+        write_png(d / "a.png"),
+        write_png(d / "b.jpg"),
+        write_png(d / "c.bmp"),
+        write_wav(d / "d.wav"),
+    ]
     import soundfile as sf
 
     wave, sr = sf.read(str(files[-1]))
@@ -52,7 +59,9 @@ def real_files(tmp_path_factory):
     return [(f.suffix, f.read_bytes()) for f in files]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(idx=st.integers(0, 5), frac=st.floats(0.0, 0.999), flip=st.integers(0, 255))
 def test_truncated_and_damaged_real_files(registry_env, tmp_path, real_files, idx, frac, flip):
     ext, blob = real_files[idx]

@@ -9,7 +9,9 @@ import pytest
 
 from ctcli.synth import speech
 
-needs_flite = pytest.mark.skipif(not shutil.which("flite"), reason="flite not installed (make system)")
+needs_flite = pytest.mark.skipif(
+    not shutil.which("flite"), reason="flite not installed (make system)"
+)
 
 
 def test_channel_effects_keep_length_and_range():
@@ -49,9 +51,15 @@ def test_held_out_voice_never_trains():
 @needs_flite
 def test_render_is_deterministic():
     v = speech.Voice("flite", "kal16")
-    a = speech.render_utterance("one two three", v, seed=7, index=3, channel=speech.ChannelConfig(p_codec=0.0))
-    b = speech.render_utterance("one two three", v, seed=7, index=3, channel=speech.ChannelConfig(p_codec=0.0))
-    c = speech.render_utterance("one two three", v, seed=7, index=4, channel=speech.ChannelConfig(p_codec=0.0))
+    a = speech.render_utterance(
+        "one two three", v, seed=7, index=3, channel=speech.ChannelConfig(p_codec=0.0)
+    )
+    b = speech.render_utterance(
+        "one two three", v, seed=7, index=3, channel=speech.ChannelConfig(p_codec=0.0)
+    )
+    c = speech.render_utterance(
+        "one two three", v, seed=7, index=4, channel=speech.ChannelConfig(p_codec=0.0)
+    )
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert 0.5 < a.size / 16000 < 5
 
@@ -66,7 +74,9 @@ def test_shards_resume_and_hold_transcripts(tmp_path, monkeypatch):
     speechdata.generate(text, tmp_path / "out", shards=1, shard_size=4, seed=1)
     d = np.load(tmp_path / "out" / "shard-00000.npz")
     assert d["offsets"][-1] == d["feats"].shape[0] and d["feats"].shape[1] == 80
-    assert set(d["texts"]) <= {"the three dogs barked at ten thirty", "hello world again"} | set(d["texts"])
+    assert set(d["texts"]) <= {"the three dogs barked at ten thirty", "hello world again"} | set(
+        d["texts"]
+    )
     assert all(set(t) <= set("abcdefghijklmnopqrstuvwxyz' ") for t in d["texts"])
     mtime = (tmp_path / "out" / "shard-00000.npz").stat().st_mtime_ns
     speechdata.generate(text, tmp_path / "out", shards=1, shard_size=4, seed=1)
@@ -77,7 +87,9 @@ def test_training_text_excludes_evaluation_transcripts(tmp_path):
     from ctcli.synth.speechdata import load_sentences
 
     text = tmp_path / "t.txt"
-    text.write_text("And so my fellow Americans, ask not.\nA quiet sentence for training.\nHe said: go forward ten meters now\n")
+    text.write_text(
+        "And so my fellow Americans, ask not.\nA quiet sentence for training.\nHe said: go forward ten meters now\n"
+    )
     excl = tmp_path / "x.txt"
     excl.write_text("# comment\nand so my fellow americans ask not\ngo forward ten meters\n")
     assert load_sentences(text, exclude=excl) == ["a quiet sentence for training"]

@@ -98,7 +98,9 @@ def test_stream_final_equals_offline_on_same_segments(tiny_asr):
     dec = build_decoder(tiny_asr.labels, blank=0, beam_width=8)
     w = bursts(3, seed=1)
     finals, partials = [], []
-    rec = stream.StreamRecognizer(tiny_asr, dec, stream.VadConfig(), lambda r: (finals if r.final else partials).append(r))
+    rec = stream.StreamRecognizer(
+        tiny_asr, dec, stream.VadConfig(), lambda r: (finals if r.final else partials).append(r)
+    )
     stream.run((w[i : i + 1600] for i in range(0, w.size, 1600)), rec)
     segs = stream.segments_offline(w, stream.VadConfig())
     offline = []
@@ -106,10 +108,16 @@ def test_stream_final_equals_offline_on_same_segments(tiny_asr):
         lp = tiny_asr.log_probs([logmel(w[a:b], tiny_asr.meta["features"])])[0]
         offline.append(dec.decode(lp).text)
     assert [r.text for r in finals] == [t for t in offline if t]
-    assert [round(r.start * 16000) for r in finals] == [a for (a, b), t in zip(segs, offline, strict=True) if t]
+    assert [round(r.start * 16000) for r in finals] == [
+        a for (a, b), t in zip(segs, offline, strict=True) if t
+    ]
     # partials arrive before their utterance ends
     for p in partials:
-        f = next(r for r in finals if r.utterance == p.utterance) if any(r.utterance == p.utterance for r in finals) else None
+        f = (
+            next(r for r in finals if r.utterance == p.utterance)
+            if any(r.utterance == p.utterance for r in finals)
+            else None
+        )
         if f is not None:
             assert p.end < f.end and p.wall <= f.wall
 
@@ -139,8 +147,24 @@ def test_listen_from_stdin_wav_and_raw(registry_env, tmp_path):
 
 def test_listen_ctrl_c_prints_pending_utterance(registry_env, tmp_path):
     wav = write_wave(tmp_path / "long.wav", bursts(1, speech_s=20.0, seed=4))
-    proc = subprocess.Popen([sys.executable, "-m", "ctcli", "listen", "-v", "--from", str(wav), "--realtime", "--no-vad", "-f", "jsonl"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=registry_env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ctcli",
+            "listen",
+            "-v",
+            "--from",
+            str(wav),
+            "--realtime",
+            "--no-vad",
+            "-f",
+            "jsonl",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=registry_env,
+    )
     while b"listening" not in proc.stderr.readline():  # model loaded, audio starts flowing
         assert proc.poll() is None
     time.sleep(2.0)
@@ -149,7 +173,9 @@ def test_listen_ctrl_c_prints_pending_utterance(registry_env, tmp_path):
     assert proc.returncode == 130, err
     assert b"Traceback" not in err
     recs = [json.loads(x) for x in out.decode().splitlines()]
-    assert len(recs) == 1 and 0.5 < recs[0]["end"] < 20.0  # the utterance in progress, cut where Ctrl-C came
+    assert (
+        len(recs) == 1 and 0.5 < recs[0]["end"] < 20.0
+    )  # the utterance in progress, cut where Ctrl-C came
 
 
 def test_list_devices_without_devices_exit_3(registry_env):
@@ -171,7 +197,9 @@ def test_long_file_segments_keep_file_time(registry_env, tmp_path):
     n = int(LONG_AUDIO_S / 1.6) + 4
     w = bursts(n, seed=5)
     wav = write_wave(tmp_path / "long.wav", w)
-    r = CliRunner().invoke(app, ["transcribe", "-f", "jsonl", "--words", str(wav)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        app, ["transcribe", "-f", "jsonl", "--words", str(wav)], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.stderr
     rec = json.loads(r.stdout)
     starts = [0.5 + k * 1.6 for k in range(n)]

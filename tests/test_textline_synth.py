@@ -11,7 +11,7 @@ from ctcli.synth import textline
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     p = tmp_path_factory.mktemp("text") / "en.txt"
-    lines = [f"Line {i}: the quick brown fox, \"quoted\" -- isn't it? ({i * 7})" for i in range(200)]
+    lines = [f'Line {i}: the quick brown fox, "quoted" -- isn\'t it? ({i * 7})' for i in range(200)]
     p.write_text("\n".join(lines) + "\nnon-ascii café line\n")
     return p
 

@@ -18,12 +18,22 @@ def test_years_and_ordinals():
     assert year_words(1905) == "nineteen oh five"
     assert year_words(2005) == "two thousand five"
     assert year_words(1900) == "nineteen hundred"
-    assert ordinal_words(1) == "first" and ordinal_words(22) == "twenty second" and ordinal_words(30) == "thirtieth"
+    assert (
+        ordinal_words(1) == "first"
+        and ordinal_words(22) == "twenty second"
+        and ordinal_words(30) == "thirtieth"
+    )
 
 
 def test_sentences():
-    assert normalize_en("He paid $3.50 at 10:05, in 1999!") == "he paid three dollars and fifty cents at ten oh five in nineteen ninety nine"
-    assert normalize_en("45% of 1,234 & the 3rd") == "forty five percent of one thousand two hundred thirty four and the third"
+    assert (
+        normalize_en("He paid $3.50 at 10:05, in 1999!")
+        == "he paid three dollars and fifty cents at ten oh five in nineteen ninety nine"
+    )
+    assert (
+        normalize_en("45% of 1,234 & the 3rd")
+        == "forty five percent of one thousand two hundred thirty four and the third"
+    )
     assert normalize_en("'Tis O'Brien's -- “quoted” café") == "tis o'brien's quoted cafe"
 
 

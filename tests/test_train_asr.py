@@ -19,7 +19,10 @@ def _shard(tmp_path, name):
             x = np.full((12, 80), -3.0, np.float32)
             x[:, (ord(c) - 97) * 20 : (ord(c) - 97) * 20 + 20] = 3.0
             frames += [np.full((6, 80), -3.0, np.float32), x]
-        feats.append(np.concatenate(frames + [np.full((6, 80), -3.0, np.float32)]) + rng.normal(0, 0.1, (len(t) * 18 + 6, 80)).astype(np.float32))
+        feats.append(
+            np.concatenate(frames + [np.full((6, 80), -3.0, np.float32)])
+            + rng.normal(0, 0.1, (len(t) * 18 + 6, 80)).astype(np.float32)
+        )
     d = tmp_path / name
     d.mkdir()
     write_shard(d / "shard-00000.npz", feats, texts, ["test"] * 4)
@@ -28,9 +31,24 @@ def _shard(tmp_path, name):
 
 def test_fit_learns_and_exports(tmp_path):
     data = _shard(tmp_path, "train")
-    cfg = train_asr.AsrConfig(data=str(data), val=str(data), out=str(tmp_path / "m.pt"), run_dir=str(tmp_path / "run"),
-                              steps=150, frames_per_batch=2000, lr=3e-3, warmup=10, conv_channels=4, rnn_hidden=32,
-                              rnn_layers=1, freq_masks=0, time_masks=0, mel_warp=0.0, val_every=150, log_every=10)
+    cfg = train_asr.AsrConfig(
+        data=str(data),
+        val=str(data),
+        out=str(tmp_path / "m.pt"),
+        run_dir=str(tmp_path / "run"),
+        steps=150,
+        frames_per_batch=2000,
+        lr=3e-3,
+        warmup=10,
+        conv_channels=4,
+        rnn_hidden=32,
+        rnn_layers=1,
+        freq_masks=0,
+        time_masks=0,
+        mel_warp=0.0,
+        val_every=150,
+        log_every=10,
+    )
     logs: list[str] = []
     m = train_asr.fit(cfg, log=logs.append)
     losses = [float(line.split("loss ")[1].split()[0]) for line in logs if line.startswith("step ")]

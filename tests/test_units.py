@@ -78,8 +78,20 @@ def test_hotword_parsing():
 
 
 def _result() -> Result:
-    words = [Word("hello", 0.1, 0.5, 0.9), Word("world", 0.6, 1.0, 0.8), Word("again", 2.0, 2.4, 0.7)]
-    return Result("a.wav", text="hello world again", score=-3.0, conf=0.7, words=words, kind="audio", duration=3.0)
+    words = [
+        Word("hello", 0.1, 0.5, 0.9),
+        Word("world", 0.6, 1.0, 0.8),
+        Word("again", 2.0, 2.4, 0.7),
+    ]
+    return Result(
+        "a.wav",
+        text="hello world again",
+        score=-3.0,
+        conf=0.7,
+        words=words,
+        kind="audio",
+        duration=3.0,
+    )
 
 
 def test_cues_split_on_pause():

@@ -38,7 +38,15 @@ class Voice:
         return f"{self.engine}:{self.name}"
 
 
-ESPEAK_VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+ESPEAK_VOICES = [
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+]
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4", "+klatt", "+klatt2"]
 FLITE_VOICES = ["slt", "awb", "rms", "kal16"]
 FESTIVAL_VOICES = ["cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone"]
@@ -52,11 +60,16 @@ def available_voices() -> list[Voice]:
     if shutil.which("espeak-ng"):
         out += [Voice("espeak-ng", v) for v in ESPEAK_VOICES]
     if shutil.which("flite"):
-        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True, check=False).stdout
+        listed = subprocess.run(
+            ["flite", "-lv"], capture_output=True, text=True, check=False
+        ).stdout
         out += [Voice("flite", v) for v in FLITE_VOICES if v in listed.split()]
     if shutil.which("text2wave"):
         for v in FESTIVAL_VOICES:
-            if any(os.path.isdir(f"/usr/share/festival/voices/{lang}/{v}") for lang in ("us", "english")):
+            if any(
+                os.path.isdir(f"/usr/share/festival/voices/{lang}/{v}")
+                for lang in ("us", "english")
+            ):
                 out.append(Voice("festival", v))
     return out
 
@@ -80,21 +93,51 @@ def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
     """Speak `text` with `voice`, with random engine-level rate/pitch; 16 kHz float32."""
     if voice.engine == "espeak-ng":
         variant = rng.choice(ESPEAK_VARIANTS)
-        cmd = ["espeak-ng", "-v", voice.name + variant, "-s", str(rng.randint(130, 200)), "-p", str(rng.randint(25, 75)),
-               "-g", str(rng.randint(0, 6)), "--stdout", text]
+        cmd = [
+            "espeak-ng",
+            "-v",
+            voice.name + variant,
+            "-s",
+            str(rng.randint(130, 200)),
+            "-p",
+            str(rng.randint(25, 75)),
+            "-g",
+            str(rng.randint(0, 6)),
+            "--stdout",
+            text,
+        ]
         return _read_wav(subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "out.wav")
         if voice.engine == "flite":
             stretch = rng.uniform(0.85, 1.2)
-            cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", wav]
+            cmd = [
+                "flite",
+                "-voice",
+                voice.name,
+                "--setf",
+                f"duration_stretch={stretch:.3f}",
+                "-t",
+                text,
+                "-o",
+                wav,
+            ]
             subprocess.run(cmd, capture_output=True, check=True, timeout=60)
         elif voice.engine == "festival":
             txt = os.path.join(tmp, "in.txt")
             with open(txt, "w") as f:
                 f.write(text)
             stretch = rng.uniform(0.85, 1.2)
-            cmd = ["text2wave", "-eval", f"(voice_{voice.name})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.3f})", txt, "-o", wav]
+            cmd = [
+                "text2wave",
+                "-eval",
+                f"(voice_{voice.name})",
+                "-eval",
+                f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
+                txt,
+                "-o",
+                wav,
+            ]
             subprocess.run(cmd, capture_output=True, check=True, timeout=120)
         else:
             raise ValueError(f"unknown TTS engine {voice.engine}")
@@ -177,14 +220,52 @@ def codec_roundtrip(wave: np.ndarray, codec: str, bitrate: str) -> np.ndarray:
         return wave
     fmt = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus")}[codec]
     enc = subprocess.run(
-        [ffmpeg, "-v", "quiet", "-f", "f32le", "-ar", str(SR), "-ac", "1", "-i", "pipe:0", "-c:a", fmt[1], "-b:a", bitrate, "-f", fmt[0], "pipe:1"],
-        input=wave.astype(np.float32).tobytes(), capture_output=True, check=False, timeout=60,
+        [
+            ffmpeg,
+            "-v",
+            "quiet",
+            "-f",
+            "f32le",
+            "-ar",
+            str(SR),
+            "-ac",
+            "1",
+            "-i",
+            "pipe:0",
+            "-c:a",
+            fmt[1],
+            "-b:a",
+            bitrate,
+            "-f",
+            fmt[0],
+            "pipe:1",
+        ],
+        input=wave.astype(np.float32).tobytes(),
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
     if enc.returncode != 0 or not enc.stdout:
         return wave
     dec = subprocess.run(
-        [ffmpeg, "-v", "quiet", "-i", "pipe:0", "-f", "f32le", "-ar", str(SR), "-ac", "1", "pipe:1"],
-        input=enc.stdout, capture_output=True, check=False, timeout=60,
+        [
+            ffmpeg,
+            "-v",
+            "quiet",
+            "-i",
+            "pipe:0",
+            "-f",
+            "f32le",
+            "-ar",
+            str(SR),
+            "-ac",
+            "1",
+            "pipe:1",
+        ],
+        input=enc.stdout,
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
     y = np.frombuffer(dec.stdout, dtype=np.float32)
     return y.copy() if y.size else wave
@@ -206,7 +287,9 @@ class ChannelConfig:
     p_clip: float = 0.05
 
 
-def apply_channel(wave: np.ndarray, rng: np.random.Generator, cfg: ChannelConfig, babble_pool: list[np.ndarray]) -> np.ndarray:
+def apply_channel(
+    wave: np.ndarray, rng: np.random.Generator, cfg: ChannelConfig, babble_pool: list[np.ndarray]
+) -> np.ndarray:
     y = wave.astype(np.float32)
     if rng.random() < cfg.p_reverb:
         y = reverb(y, synthetic_rir(rng, rng.uniform(*cfg.rt60)))
@@ -241,8 +324,14 @@ def utterance_seed(seed: int, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little")
 
 
-def render_utterance(text: str, voice: Voice, seed: int, index: int, channel: ChannelConfig | None = None,
-                     babble_pool: list[np.ndarray] | None = None) -> np.ndarray:
+def render_utterance(
+    text: str,
+    voice: Voice,
+    seed: int,
+    index: int,
+    channel: ChannelConfig | None = None,
+    babble_pool: list[np.ndarray] | None = None,
+) -> np.ndarray:
     """One augmented utterance, fully determined by (text, voice, seed, index)."""
     s = utterance_seed(seed, index)
     rng_py = random.Random(s)
@@ -253,7 +342,9 @@ def render_utterance(text: str, voice: Voice, seed: int, index: int, channel: Ch
     if rng.random() < 0.3:
         wave = pitch_shift(wave, rng.uniform(-3.0, 3.0))
     lead, tail = rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4)
-    wave = np.concatenate([np.zeros(int(lead * SR), np.float32), wave, np.zeros(int(tail * SR), np.float32)])
+    wave = np.concatenate(
+        [np.zeros(int(lead * SR), np.float32), wave, np.zeros(int(tail * SR), np.float32)]
+    )
     if channel is not None:
         wave = apply_channel(wave, rng, channel, babble_pool or [])
     return wave

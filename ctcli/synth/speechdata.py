@@ -21,21 +21,81 @@ from pathlib import Path
 import numpy as np
 
 from ctcli.audio import DEFAULT_FEATURES, logmel
-from ctcli.synth.speech import HELD_OUT_VOICES, ChannelConfig, Voice, available_voices, render_utterance, training_voices
+from ctcli.synth.speech import (
+    HELD_OUT_VOICES,
+    ChannelConfig,
+    Voice,
+    available_voices,
+    render_utterance,
+    training_voices,
+)
 from ctcli.textnorm import normalize_en
 
 MIN_WORDS, MAX_WORDS = 2, 24  # utterance length bounds (words)
 
 COMMANDS = [
-    "turn on the lights", "turn off the kitchen lights", "set a timer for {n} minutes", "call {name}",
-    "play the next song", "what is the weather tomorrow", "open the front door", "stop the music",
-    "remind me to buy milk at {time}", "send a message to {name}", "volume up", "volume down",
-    "go back", "cancel that", "yes please", "no thank you", "read my new messages", "what time is it",
-    "add eggs to the shopping list", "schedule a meeting on {date}", "how far is it to {city}",
+    "turn on the lights",
+    "turn off the kitchen lights",
+    "set a timer for {n} minutes",
+    "call {name}",
+    "play the next song",
+    "what is the weather tomorrow",
+    "open the front door",
+    "stop the music",
+    "remind me to buy milk at {time}",
+    "send a message to {name}",
+    "volume up",
+    "volume down",
+    "go back",
+    "cancel that",
+    "yes please",
+    "no thank you",
+    "read my new messages",
+    "what time is it",
+    "add eggs to the shopping list",
+    "schedule a meeting on {date}",
+    "how far is it to {city}",
 ]
-NAMES = ["john", "mary", "peter", "susan", "david", "linda", "james", "karen", "robert", "emma", "oliver", "sophia"]
-CITIES = ["london", "paris", "boston", "chicago", "denver", "seattle", "dublin", "madrid", "berlin", "toronto"]
-MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
+NAMES = [
+    "john",
+    "mary",
+    "peter",
+    "susan",
+    "david",
+    "linda",
+    "james",
+    "karen",
+    "robert",
+    "emma",
+    "oliver",
+    "sophia",
+]
+CITIES = [
+    "london",
+    "paris",
+    "boston",
+    "chicago",
+    "denver",
+    "seattle",
+    "dublin",
+    "madrid",
+    "berlin",
+    "toronto",
+]
+MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 
 
 def template_sentence(rng: random.Random) -> str:
@@ -45,25 +105,56 @@ def template_sentence(rng: random.Random) -> str:
     if kind < 0.4:
         s = rng.choice(COMMANDS)
     elif kind < 0.6:
-        s = rng.choice(["the total was ${n}.{c:02d}", "it costs {n} dollars", "about {p}% of {big} people",
-                        "page {n} line {m}", "room {n} on the {ord} floor", "flight {n} leaves at {time}"])
+        s = rng.choice(
+            [
+                "the total was ${n}.{c:02d}",
+                "it costs {n} dollars",
+                "about {p}% of {big} people",
+                "page {n} line {m}",
+                "room {n} on the {ord} floor",
+                "flight {n} leaves at {time}",
+            ]
+        )
     elif kind < 0.8:
-        s = rng.choice(["born on {date}", "the {ord} of {month} {year}", "in {year} there were {big} of them",
-                        "the meeting is at {time} on {date}"])
+        s = rng.choice(
+            [
+                "born on {date}",
+                "the {ord} of {month} {year}",
+                "in {year} there were {big} of them",
+                "the meeting is at {time} on {date}",
+            ]
+        )
     else:
-        s = rng.choice(["call {digits}", "my number is {digits}", "the code is {digits}", "{n} plus {m} is {sum}"])
+        s = rng.choice(
+            [
+                "call {digits}",
+                "my number is {digits}",
+                "the code is {digits}",
+                "{n} plus {m} is {sum}",
+            ]
+        )
     n, m = rng.randint(1, 99), rng.randint(1, 60)
     return s.format(
-        n=n, m=m, c=rng.randint(0, 99), p=rng.randint(1, 99), big=f"{rng.randint(1, 999):,}" if rng.random() < 0.5 else rng.randint(1000, 99999),
+        n=n,
+        m=m,
+        c=rng.randint(0, 99),
+        p=rng.randint(1, 99),
+        big=f"{rng.randint(1, 999):,}" if rng.random() < 0.5 else rng.randint(1000, 99999),
         ord=rng.choice(["1st", "2nd", "3rd", "4th", "5th", "12th", "21st", "30th"]),
-        month=rng.choice(MONTHS), year=rng.randint(1900, 2030), name=rng.choice(NAMES), city=rng.choice(CITIES),
+        month=rng.choice(MONTHS),
+        year=rng.randint(1900, 2030),
+        name=rng.choice(NAMES),
+        city=rng.choice(CITIES),
         time=f"{rng.randint(1, 12)}:{rng.choice(['00', '15', '30', '45', '05'])}",
-        date=f"{rng.choice(MONTHS)} {rng.randint(1, 28)}", digits=" ".join(str(rng.randint(0, 9)) for _ in range(rng.randint(3, 7))),
+        date=f"{rng.choice(MONTHS)} {rng.randint(1, 28)}",
+        digits=" ".join(str(rng.randint(0, 9)) for _ in range(rng.randint(3, 7))),
         sum=n + m,
     )
 
 
-EXCLUDE_FILE = Path(__file__).resolve().parents[2] / "lm" / "exclude-en.txt"  # evaluation transcripts
+EXCLUDE_FILE = (
+    Path(__file__).resolve().parents[2] / "lm" / "exclude-en.txt"
+)  # evaluation transcripts
 
 
 def load_sentences(path: Path, exclude: Path | None = EXCLUDE_FILE) -> list[str]:
@@ -72,7 +163,9 @@ def load_sentences(path: Path, exclude: Path | None = EXCLUDE_FILE) -> list[str]
     (the same rule, and the same list, as the LM corpus)."""
     from ctcli.lmbuild import _Excluder, read_exclude
 
-    drop = _Excluder(read_exclude(exclude, "word", "en") if exclude and Path(exclude).is_file() else [])
+    drop = _Excluder(
+        read_exclude(exclude, "word", "en") if exclude and Path(exclude).is_file() else []
+    )
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -86,12 +179,26 @@ def write_shard(path: Path, feats: list[np.ndarray], texts: list[str], voices: l
     offsets = np.zeros(len(feats) + 1, np.int64)
     offsets[1:] = np.cumsum([f.shape[0] for f in feats])
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, feats=np.concatenate(feats).astype(np.float16), offsets=offsets, texts=np.array(texts), voices=np.array(voices))
+    np.savez(
+        tmp,
+        feats=np.concatenate(feats).astype(np.float16),
+        offsets=offsets,
+        texts=np.array(texts),
+        voices=np.array(voices),
+    )
     os.replace(tmp, path)
 
 
-def generate(text_file: Path, out: Path, shards: int, shard_size: int, seed: int, p_template: float = 0.15,
-             features: dict | None = None, voices: list[Voice] | None = None) -> None:
+def generate(
+    text_file: Path,
+    out: Path,
+    shards: int,
+    shard_size: int,
+    seed: int,
+    p_template: float = 0.15,
+    features: dict | None = None,
+    voices: list[Voice] | None = None,
+) -> None:
     """Write shards 0..shards-1 (skipping those present)."""
     sentences = load_sentences(text_file)
     if not sentences:
@@ -113,7 +220,11 @@ def generate(text_file: Path, out: Path, shards: int, shard_size: int, seed: int
         for j in range(shard_size):
             idx = k * shard_size + j
             rng = random.Random(seed * 1_000_003 + idx)
-            text = normalize_en(template_sentence(rng)) if rng.random() < p_template else rng.choice(sentences)
+            text = (
+                normalize_en(template_sentence(rng))
+                if rng.random() < p_template
+                else rng.choice(sentences)
+            )
             engine = rng.choice(engines)  # engines weighted equally, whatever their voice count
             voice = rng.choice([v for v in voices if v.engine == engine])
             try:
@@ -129,7 +240,11 @@ def generate(text_file: Path, out: Path, shards: int, shard_size: int, seed: int
             vids.append(voice.id)
         write_shard(path, feats, texts, vids)
         hours = sum(f.shape[0] for f in feats) * feats_cfg["hop"] / feats_cfg["sample_rate"] / 3600
-        print(f"{path.name}: {len(feats)} utts, {hours:.2f} h, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"{path.name}: {len(feats)} utts, {hours:.2f} h, {time.time() - t0:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,9 +254,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shards", type=int, default=40)
     ap.add_argument("--shard-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--held-out-voices", action="store_true", help="speak with the held-out voices only (evaluation sets)")
+    ap.add_argument(
+        "--held-out-voices",
+        action="store_true",
+        help="speak with the held-out voices only (evaluation sets)",
+    )
     a = ap.parse_args(argv)
-    voices = [v for v in available_voices() if v.id in HELD_OUT_VOICES] if a.held_out_voices else None
+    voices = (
+        [v for v in available_voices() if v.id in HELD_OUT_VOICES] if a.held_out_voices else None
+    )
     generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices)
 
 

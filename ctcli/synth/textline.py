@@ -30,10 +30,32 @@ ALPHABET = "".join(chr(c) for c in range(32, 127))  # printable ASCII, space inc
 FONT_DIRS = ("/usr/share/fonts", "/usr/share/texmf/fonts", "/usr/local/share/fonts")
 FONT_EXTS = (".ttf", ".otf")
 # Not text fonts (symbols, math, icons) or missing much of ASCII.
-EXCLUDE = ("symbol", "dingbat", "d050000l", "math", "stixsize", "stixintegrals", "stixvariants", "stixnonunicode",
-           "awesome", "glyphicons", "mathjax", "stixgeneral", "droidsansfallback", "stix-word")
+EXCLUDE = (
+    "symbol",
+    "dingbat",
+    "d050000l",
+    "math",
+    "stixsize",
+    "stixintegrals",
+    "stixvariants",
+    "stixnonunicode",
+    "awesome",
+    "glyphicons",
+    "mathjax",
+    "stixgeneral",
+    "droidsansfallback",
+    "stix-word",
+)
 # Families kept out of training entirely: the "held-out font set" for eval.
-HELD_OUT_FONTS = ("texgyrepagella", "caladea", "lato-", "hack-", "gentium", "comicneue", "courierprime")
+HELD_OUT_FONTS = (
+    "texgyrepagella",
+    "caladea",
+    "lato-",
+    "hack-",
+    "gentium",
+    "comicneue",
+    "courierprime",
+)
 HELD_OUT_TEXT_PERCENT = 5  # lines whose hash falls here are evaluation text
 MAX_CHARS = 64  # longest rendered line
 
@@ -53,7 +75,11 @@ def all_fonts() -> tuple[str, ...]:
 
 
 def font_split(held_out: bool) -> list[str]:
-    return [f for f in all_fonts() if any(h in os.path.basename(f).lower() for h in HELD_OUT_FONTS) == held_out]
+    return [
+        f
+        for f in all_fonts()
+        if any(h in os.path.basename(f).lower() for h in HELD_OUT_FONTS) == held_out
+    ]
 
 
 def text_split(line: str) -> str:
@@ -87,8 +113,13 @@ def synthetic_text(rng: random.Random) -> str:
     if k < 0.8:
         n = rng.randint(8, 30)
         return "".join(rng.choice(string.printable[:95]) for _ in range(n)).strip() or "x"
-    words = ["".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(1, 8))) for _ in range(rng.randint(2, 6))]
-    return " ".join(w + rng.choice(["", "", ",", ".", ";", ":", "!", "?", "'s", ")", "\""]) for w in words)
+    words = [
+        "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(1, 8)))
+        for _ in range(rng.randint(2, 6))
+    ]
+    return " ".join(
+        w + rng.choice(["", "", ",", ".", ";", ":", "!", "?", "'s", ")", '"']) for w in words
+    )
 
 
 def pick_span(line: str, rng: random.Random) -> str:
@@ -120,7 +151,13 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
         for _ in range(rng.integers(2, 8)):
             c = tuple(int(x) for x in rng.uniform(140, 255, size=3))
-            cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(h // 2, 3 * h)), c, -1)
+            cv2.circle(
+                img,
+                (int(rng.integers(0, w)), int(rng.integers(0, h))),
+                int(rng.integers(h // 2, 3 * h)),
+                c,
+                -1,
+            )
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(3, 12))
     return np.clip(img, 0, 255)
 
@@ -146,7 +183,13 @@ def _draw_text(text: str, font_path: str, size: int, spacing: float, rng: random
     return np.asarray(im, dtype=np.float32) / 255.0, ascent
 
 
-def render_line(text: str, font_path: str, rng_py: random.Random, rng: np.random.Generator, neighbours: tuple[str, str]) -> np.ndarray:
+def render_line(
+    text: str,
+    font_path: str,
+    rng_py: random.Random,
+    rng: np.random.Generator,
+    neighbours: tuple[str, str],
+) -> np.ndarray:
     """One augmented line image, RGB uint8."""
     import cv2
 
@@ -171,13 +214,17 @@ def render_line(text: str, font_path: str, rng_py: random.Random, rng: np.random
                     part = m2[off:, :]
                     hh = min(part.shape[0], pad_y)
                     ww = min(part.shape[1], w - dx)
-                    canvas[:hh, dx : dx + ww] = np.maximum(canvas[:hh, dx : dx + ww], part[-hh:, :ww] if hh else part[:0, :ww])
+                    canvas[:hh, dx : dx + ww] = np.maximum(
+                        canvas[:hh, dx : dx + ww], part[-hh:, :ww] if hh else part[:0, :ww]
+                    )
                 else:
                     part = m2[: m2.shape[0] - off, :]
                     hh = min(part.shape[0], pad_y)
                     ww = min(part.shape[1], w - dx)
                     if hh:
-                        canvas[h - hh :, dx : dx + ww] = np.maximum(canvas[h - hh :, dx : dx + ww], part[:hh, :ww])
+                        canvas[h - hh :, dx : dx + ww] = np.maximum(
+                            canvas[h - hh :, dx : dx + ww], part[:hh, :ww]
+                        )
     # geometry: rotation / shear, perspective, sine warp
     if rng_py.random() < 0.5:
         ang = rng_py.uniform(-3.0, 3.0)
@@ -190,14 +237,22 @@ def render_line(text: str, font_path: str, rng_py: random.Random, rng: np.random
         d = 0.04 * min(w, h * 4)
         src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
         dst = src + rng.uniform(-d, d, size=(4, 2)).astype(np.float32) * np.float32([[1, 0.25]])
-        canvas = cv2.warpPerspective(canvas, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=0)
+        canvas = cv2.warpPerspective(
+            canvas, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=0
+        )
     if rng_py.random() < 0.2:
         amp, period = rng_py.uniform(0.5, h * 0.06), rng_py.uniform(w * 0.3, w * 2)
         xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        canvas = cv2.remap(canvas, xs, ys + amp * np.sin(2 * np.pi * xs / period), cv2.INTER_LINEAR, borderValue=0)
+        canvas = cv2.remap(
+            canvas, xs, ys + amp * np.sin(2 * np.pi * xs / period), cv2.INTER_LINEAR, borderValue=0
+        )
     # ink over background
     bg = _background(h, w, rng)
-    ink = rng.uniform(0, 90, size=3) if rng_py.random() < 0.8 else rng.uniform(0, 200, size=3) * np.float32([1, 0.4, 0.4])[rng.permutation(3)]
+    ink = (
+        rng.uniform(0, 90, size=3)
+        if rng_py.random() < 0.8
+        else rng.uniform(0, 200, size=3) * np.float32([1, 0.4, 0.4])[rng.permutation(3)]
+    )
     if rng_py.random() < 0.1:  # light text on dark background
         bg, ink = 255 - bg, 255 - ink
     alpha = canvas[..., None] * rng_py.uniform(0.75, 1.0)
@@ -227,7 +282,11 @@ class Sample:
     text: str
 
 
-DEFAULT_CORPUS = Path(os.environ.get("CTCLI_TEXT_CORPUS", Path(__file__).resolve().parents[2] / "data" / "text" / "en.txt"))
+DEFAULT_CORPUS = Path(
+    os.environ.get(
+        "CTCLI_TEXT_CORPUS", Path(__file__).resolve().parents[2] / "data" / "text" / "en.txt"
+    )
+)
 
 
 class TextLineGenerator:
@@ -235,7 +294,13 @@ class TextLineGenerator:
 
     alphabet = ALPHABET
 
-    def __init__(self, seed: int, held_out: bool = False, corpus: str | os.PathLike | None = None, p_synthetic: float = 0.15):
+    def __init__(
+        self,
+        seed: int,
+        held_out: bool = False,
+        corpus: str | os.PathLike | None = None,
+        p_synthetic: float = 0.15,
+    ):
         self.seed = int(seed)
         self.held_out = held_out
         self.fonts = font_split(held_out)
@@ -253,7 +318,11 @@ class TextLineGenerator:
     def sample(self, index: int) -> Sample:
         tag = "heldout" if self.held_out else "train"
         rng_py = random.Random(f"textline:{tag}:{self.seed}:{index}")
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{tag}:{self.seed}:{index}".encode()).digest()[:8], "little"))
+        rng = np.random.default_rng(
+            int.from_bytes(
+                hashlib.sha256(f"{tag}:{self.seed}:{index}".encode()).digest()[:8], "little"
+            )
+        )
         text = self.text(rng_py)
         font = rng_py.choice(self.fonts)
         img = render_line(text, font, rng_py, rng, (self.text(rng_py), self.text(rng_py)))
