@@ -164,6 +164,9 @@ def test_listen_ctrl_c_prints_pending_utterance(registry_env, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=registry_env,
+        # a shell's background jobs inherit SIGINT ignored; give the child the
+        # terminal default, as an interactive Ctrl-C would find it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     while b"listening" not in proc.stderr.readline():  # model loaded, audio starts flowing
         assert proc.poll() is None
