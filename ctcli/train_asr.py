@@ -78,7 +78,8 @@ class Shards:
                 continue
             d = np.load(p)
             off = d["offsets"]
-            self.feats += [d["feats"][off[i] : off[i + 1]] for i in range(len(off) - 1)]
+            feats = d["feats"]  # read once: each d[...] access re-reads the array from the archive
+            self.feats += [feats[off[i] : off[i + 1]] for i in range(len(off) - 1)]
             self.texts += [str(t) for t in d["texts"]]
             self.loaded.add(p.name)
             added += 1
