@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 status=0
-for b in cli decoder lmbuild ocr stream; do
+for b in cli decoder lmbuild ocr speech stream; do
   if [ -f "bench/$b.py" ]; then
     echo "=================== bench/$b.py"
     "$PY" "bench/$b.py" "$@" || { echo "bench/$b.py failed (exit $?)"; status=1; }

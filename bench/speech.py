@@ -1,0 +1,107 @@
+"""Speech side by side on real human recordings: ctcli's bundled acoustic
+model (with the en-4gram LM) vs pocketsphinx and whisper tiny.en, one CPU
+thread each, per source (WER, CER, real-time factor).
+
+Builds the evaluation set (bench/speech_eval.py) and the peers' virtualenv
+(bench/setup_speech_peers.sh) when missing; peer results are cached per
+utterance. Without a bundled audio model, only the peers are reported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT / "bench" / ".cache" / "speech-eval"
+PEERS_PY = ROOT / "bench" / ".venv-speech" / "bin" / "python"
+
+
+def _peers_module():
+    spec = importlib.util.spec_from_file_location(
+        "speech_peers", ROOT / "bench" / "speech_peers.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_ctcli(model: str, rows: list[dict], out: Path) -> list[dict]:
+    """Decode every utterance in one process (model and LM loaded once)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    from ctcli.audio import decode_audio, logmel
+    from ctcli.metrics import cer, wer
+    from ctcli.options import TranscribeOptions
+    from ctcli.pipeline import Pipeline
+    from ctcli.textnorm import normalize_en
+
+    t0 = time.perf_counter()
+    runner = Pipeline(TranscribeOptions(model=model, jobs=1)).runner_for("audio")
+    load_s = time.perf_counter() - t0
+    feats = runner.model.meta.get("features", {})
+    res = []
+    for r in rows:
+        data = (EVAL / r["path"]).read_bytes()
+        t, c = time.perf_counter(), time.process_time()
+        lp = runner.model.log_probs([logmel(decode_audio(data), feats)])[0]
+        hyp = runner.decoder.decode(lp).text
+        secs, cpu = time.perf_counter() - t, time.process_time() - c
+        ref_n, hyp_n = normalize_en(r["ref"]), normalize_en(hyp)
+        res.append(
+            {
+                "path": r["path"],
+                "source": r["source"],
+                "dur": r["dur"],
+                "secs": secs,
+                "cpu_secs": cpu,
+                "load_s": load_s,
+                "ref": ref_n,
+                "hyp": hyp_n,
+                "ref_words": len(ref_n.split()),
+                "ref_chars": len(ref_n),
+                "wer": wer(ref_n, hyp_n),
+                "cer": cer(ref_n, hyp_n),
+            }
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(d) + "\n" for d in res))
+    return res
+
+
+def main() -> int:
+    if not (EVAL / "manifest.tsv").exists():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "speech_eval.py")], check=True)
+    if not PEERS_PY.exists():
+        subprocess.run(["bash", str(ROOT / "bench" / "setup_speech_peers.sh")], check=True)
+    subprocess.run([str(PEERS_PY), str(ROOT / "bench" / "speech_peers.py")], check=False)
+    from ctcli import registry
+
+    entry = registry.default_model("audio")
+    if entry is None:
+        print("ctcli: no bundled audio model yet (asr-en not trained); peers only")
+        return 0
+    peers = _peers_module()
+    rows = peers.read_manifest(EVAL / "manifest.tsv")
+    res = run_ctcli(
+        entry.name, rows, ROOT / "bench" / ".cache" / "speech-peers" / f"ctcli-{entry.name}.jsonl"
+    )
+    table = peers.summarise(res)
+    print(f"ctcli {entry.name} + en-4gram, beam 32, one thread:")
+    for src, t in table.items():
+        print(
+            f"  {src:<22} utts {t['utts']:4d}  WER {100 * t['wer']:5.1f}  CER {100 * t['cer']:5.1f}  "
+            f"RTF {t['rtf']:.3f} (CPU {t['cpu_rtf']:.3f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
