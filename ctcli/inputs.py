@@ -121,6 +121,12 @@ def detect_kind(item: InputItem, head: bytes | None = None) -> str:
     raise InputError("unsupported input type (not a recognised audio or image format)")
 
 
+def printable(path: str) -> str:
+    """A path as shown in output: bytes that are not UTF-8 (kept as lone
+    surrogates by Python) become U+FFFD, so stdout never fails on them."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _dir_files(root: Path, recursive: bool) -> list[Path]:
     pattern = "**/*" if recursive else "*"
     files = [p for p in root.glob(pattern) if p.is_file() and kind_from_ext(p)]
@@ -159,9 +165,9 @@ def collect(
         p = Path(arg)
         if p.is_dir():
             for f in _dir_files(p, recursive):
-                items.append(InputItem(str(f), f, f.relative_to(p)))
+                items.append(InputItem(printable(str(f)), f, f.relative_to(p)))
         else:
-            item = InputItem(arg, p, Path(p.name))
+            item = InputItem(printable(arg), p, Path(p.name))
             if not p.exists():
                 item.error = "no such file or directory"
             items.append(item)

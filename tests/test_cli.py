@@ -287,3 +287,44 @@ def test_help_is_light():
     )
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().strip().splitlines()[-1] == "HEAVY="
+
+
+def test_huge_image_is_refused_with_one_line(registry_env, tmp_path):
+    """A PNG whose header claims 100,000 x 100,000 pixels is refused before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+    big = tmp_path / "huge.png"
+    big.write_bytes(png)
+    good = write_png(tmp_path / "ok.png")
+    r = invoke(["transcribe", "-f", "tsv", str(big), str(good)])
+    assert r.exit_code == 1
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and str(big) in err[0]
+    assert r.stdout.startswith(str(good))
+
+
+def test_files_from_with_non_utf8_name(registry_env, tmp_path):
+    name = tmp_path / "caf\udce9.png"  # a Latin-1 byte in the file name
+    import os
+
+    raw = os.fsencode(name)
+    with open(raw, "wb") as f:
+        f.write(write_png(tmp_path / "src.png").read_bytes())
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(raw + b"\n")
+    r = invoke(["transcribe", "-f", "jsonl", "--files-from", str(listing)])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["error"] is None
