@@ -192,6 +192,14 @@ def register(app: typer.Typer) -> None:
 
         if (spec is None) == (manifest is None):
             raise UsageError("give exactly one of --spec or --manifest")
+        if manifest is not None and _is_audio_manifest(manifest):
+            from ctcli.evaluate_speech import evaluate_speech, format_speech_report
+
+            rep = evaluate_speech(
+                model, manifest, greedy_only=greedy, beam=beam, lm=lm, threads=threads, limit=n
+            )
+            print(json.dumps(rep, indent=2) if json_out else format_speech_report(rep))
+            return 0
         if seed < 100000 and spec is not None:
             _log(f"warning: seed {seed} is below 100000; training shards use seeds 1000-9999")
         try:
@@ -217,3 +225,20 @@ def register(app: typer.Typer) -> None:
             errors.write_text("".join(f"{a}\t{b}\t{c}\n" for a, b, c in errs), encoding="utf-8")
         print(json.dumps(rep.to_dict(), indent=2) if json_out else format_report(rep))
         return 0
+
+
+def _is_audio_manifest(manifest: Path) -> bool:
+    """Whether a manifest's first entry is an audio file (by content)."""
+    from ctcli.inputs import InputItem, sniff_kind
+
+    try:
+        first = next(
+            ln
+            for ln in manifest.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.startswith("#")
+        )
+    except (OSError, UnicodeDecodeError, StopIteration):
+        return False
+    p = Path(first.split("\t")[0])
+    p = p if p.is_absolute() else manifest.parent / p
+    return sniff_kind(InputItem(str(p), p, Path(p.name)).header()) == "audio"

@@ -211,3 +211,27 @@ def test_long_file_segments_keep_file_time(registry_env, tmp_path):
         assert any(s - 0.3 <= word["start"] <= s + 0.9 + 0.35 for s in starts), word
     srt = CliRunner().invoke(app, ["transcribe", "-f", "srt", str(wav)], catch_exceptions=False)
     assert srt.exit_code == 0 and srt.stdout.count(" --> ") >= n // 2
+
+
+def test_eval_speech_manifest(registry_env, tmp_path):
+    from typer.testing import CliRunner
+
+    from ctcli.cli import app
+
+    for i in range(3):
+        write_wave(tmp_path / f"u{i}.wav", bursts(1, seed=10 + i))
+    (tmp_path / "m.tsv").write_text(
+        "u0.wav\tHello 2 worlds\tsrc-a\nu1.wav\thello\tsrc-b\nu2.wav\tthe end\tsrc-b\n"
+    )
+    r = CliRunner().invoke(
+        app,
+        ["eval", "--model", "tiny-asr", "--manifest", str(tmp_path / "m.tsv"), "--json"],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["utterances"] == 3 and rep["failed"] == 0
+    for mode in ("greedy", "beam"):
+        by = rep["modes"][mode]
+        assert set(by) == {"src-a", "src-b", "ALL"} and by["ALL"]["utts"] == 3
+        assert by["ALL"]["wer"] > 0 and by["ALL"]["rtf"] > 0  # a random model cannot be right
