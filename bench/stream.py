@@ -118,6 +118,67 @@ def model_path() -> tuple[str, str]:
     return str(p), "random-init (no asr-en yet)"
 
 
+def latency_and_wer(model: str, n_files: int = 12) -> None:
+    """Simulated real-time streaming of spoken sentences: latency of partials
+    and finals, and streaming vs offline WER on the same files."""
+    import random
+
+    from ctcli import stream
+    from ctcli.audio import logmel
+    from ctcli.metrics import edit_distance
+    from ctcli.options import TranscribeOptions
+    from ctcli.pipeline import Pipeline
+    from ctcli.synth.speech import Voice, tts
+
+    runner = Pipeline(TranscribeOptions(model=model)).runner_for("audio")
+    stream.warm_up(runner.model, runner.decoder)
+    word_lat, final_lat, errs = [], [], {"stream": 0, "offline": 0}
+    n_words = 0
+    for i in range(n_files):
+        ref = SENTENCES[i % len(SENTENCES)]
+        clip = tts(ref, Voice("flite", ["slt", "rms", "awb", "kal16"][i % 4]), random.Random(i))
+        wave = np.concatenate([np.zeros(8000, np.float32), clip, np.zeros(16000, np.float32)])
+        events: list = []
+        rec = stream.StreamRecognizer(
+            runner.model, runner.decoder, stream.VadConfig(), events.append
+        )
+        t0 = time.monotonic()
+        blocks = (wave[k : k + 1600] for k in range(0, wave.size, 1600))
+        stream.run(stream.realtime(blocks), rec)
+        finals = [e for e in events if e.final]
+        hyp = " ".join(e.text for e in finals)
+        for f in finals:
+            words = f.words
+            if words:
+                final_lat.append(f.wall - (t0 + words[-1].end))
+            partials = [e for e in events if not e.final and e.utterance == f.utterance]
+            for k, w in enumerate(words):
+                seen = next(
+                    (
+                        p
+                        for p in partials
+                        if len(p.text.split()) > k and p.text.split()[k] == w.text
+                    ),
+                    f,
+                )
+                word_lat.append(seen.wall - (t0 + w.end))
+        lp = runner.model.log_probs([logmel(wave, runner.model.meta.get("features"))])[0]
+        off = runner.decoder.decode(lp).text
+        n_words += len(ref.split())
+        errs["stream"] += edit_distance(ref.split(), hyp.split())
+        errs["offline"] += edit_distance(ref.split(), off.split())
+    print(f"streaming ({n_files} sentences, simulated real time, flite voices):")
+    print(
+        f"  word end -> first partial with the word: median {1000 * np.median(word_lat):.0f} ms (target <= 500)"
+    )
+    print(
+        f"  end of speech -> final line: median {1000 * np.median(final_lat):.0f} ms (target <= 400)"
+    )
+    print(
+        f"  WER streaming {100 * errs['stream'] / n_words:.1f}% vs offline {100 * errs['offline'] / n_words:.1f}% (target: within 1 point)"
+    )
+
+
 def main() -> None:
     if not shutil.which("flite"):
         print("flite is not installed (make system); skipping")
