@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import threading
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcli.audio import DEFAULT_FEATURES
+from ctcli.train import _lr_at, resolve_device  # the image trainer's schedule and device rule
 
 ALPHABET = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]  # index 0 is the CTC blank
 
@@ -138,13 +138,6 @@ def make_batches(lengths: np.ndarray, budget: int, rng: np.random.Generator) -> 
     return batches
 
 
-def _lr(step: int, cfg: AsrConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
-
-
 def _greedy(lp: np.ndarray) -> str:
     best = lp.argmax(-1)
     out, prev = [], 0
@@ -191,11 +184,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
     from ctcli.model import atomic_torch_save, build_model, save_checkpoint
 
     torch.set_num_threads(max(1, cfg.threads))
-    device = (
-        "cuda"
-        if cfg.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if cfg.device == "auto" else cfg.device)
-    )
+    device = resolve_device(cfg.device)
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "state.pt"
@@ -287,7 +276,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
             tg = [torch.tensor([char_to_id[c] for c in data.texts[i]]) for i in b]
             tl = torch.tensor([len(t) for t in tg])
             for g in opt.param_groups:
-                g["lr"] = _lr(step, cfg)
+                g["lr"] = _lr_at(step, cfg)
             lp = model(x.to(device), lens.to(device))
             il = model.output_lengths(lens).clamp(max=lp.shape[1])
             loss = ctc(lp.transpose(0, 1).float(), torch.cat(tg), il, tl)
@@ -302,7 +291,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
             if step % cfg.log_every == 0:
                 dt = time.time() - t_log
                 log(
-                    f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {_lr(step, cfg):.2e} "
+                    f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {_lr_at(step, cfg):.2e} "
                     f"{frames / 100 / dt:.1f} audio-s/s elapsed {(elapsed0 + time.time() - t0) / 60:.1f} min"
                 )
                 loss_sum = loss_n = frames = 0
