@@ -112,3 +112,19 @@ train-asr-en: install
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
 	  --out models/asr-en/model.pt --run-dir runs/asr-en --seed 1 --threads 2 --resume
 	$(PY) -m ctcli.registry refresh
+
+# ---- printed English lines (ocr-en) -------------------------------------------
+FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \
+  fonts-urw-base35 fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-ebgaramond \
+  fonts-cantarell fonts-roboto-unhinted fonts-open-sans fonts-lato fonts-texgyre fonts-inconsolata fonts-hack \
+  fonts-firacode fonts-go fonts-sil-gentium fonts-sil-charis fonts-noto-mono fonts-anonymous-pro \
+  fonts-courier-prime fonts-comic-neue fonts-stix fonts-quattrocento
+.PHONY: fonts train-ocr-en
+fonts:
+	apt-get install -y -q --no-install-recommends $(FONT_DEBS) >/dev/null || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(FONT_DEBS) >/dev/null)
+
+train-ocr-en: install fonts lm-corpus
+	$(CTCLI) train --spec textline --shards 40 --shard-size 10000 --steps 60000 --batch 32 --lr 0.001 \
+	  --seed 1 --threads 2 --out models/ocr-en/model.pt --run-dir runs/ocr-en --data-dir data/ocr-en --resume
+	$(PY) -m ctcli.registry refresh
