@@ -325,7 +325,8 @@ class Pipeline:
                 NBest(h.text, h.score, h.acoustic_score, h.lm_score)
                 for h in hyps[: self.opts.n_best]
             )
-            score += float(r.score)
+            # the score of the hypothesis actually chosen (the re-ranker may pick another n-best entry)
+            score += next((float(h.score) for h in hyps if h.text == text), float(r.score))
             confs.append(float(r.conf))
         return Result(
             p.item.display,
