@@ -31,17 +31,15 @@ def _peers_module():
     return mod
 
 
-def run_ctcli(model: str, rows: list[dict], out: Path) -> list[dict]:
+def run_ctcli(model: str, rows: list[dict], out: Path, peers) -> list[dict]:
     """Decode every utterance in one process (model and LM loaded once)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
     from ctcli.audio import decode_audio, logmel
-    from ctcli.metrics import cer, wer
     from ctcli.options import TranscribeOptions
     from ctcli.pipeline import Pipeline
-    from ctcli.textnorm import normalize_en
 
     t0 = time.perf_counter()
     runner = Pipeline(TranscribeOptions(model=model, jobs=1)).runner_for("audio")
@@ -54,23 +52,7 @@ def run_ctcli(model: str, rows: list[dict], out: Path) -> list[dict]:
         lp = runner.model.log_probs([logmel(decode_audio(data), feats)])[0]
         hyp = runner.decoder.decode(lp).text
         secs, cpu = time.perf_counter() - t, time.process_time() - c
-        ref_n, hyp_n = normalize_en(r["ref"]), normalize_en(hyp)
-        res.append(
-            {
-                "path": r["path"],
-                "source": r["source"],
-                "dur": r["dur"],
-                "secs": secs,
-                "cpu_secs": cpu,
-                "load_s": load_s,
-                "ref": ref_n,
-                "hyp": hyp_n,
-                "ref_words": len(ref_n.split()),
-                "ref_chars": len(ref_n),
-                "wer": wer(ref_n, hyp_n),
-                "cer": cer(ref_n, hyp_n),
-            }
-        )
+        res.append(peers.make_record(r, hyp, secs, cpu, load_s))  # the peers' record format
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(d) + "\n" for d in res))
     return res
@@ -91,7 +73,10 @@ def main() -> int:
     peers = _peers_module()
     rows = peers.read_manifest(EVAL / "manifest.tsv")
     res = run_ctcli(
-        entry.name, rows, ROOT / "bench" / ".cache" / "speech-peers" / f"ctcli-{entry.name}.jsonl"
+        entry.name,
+        rows,
+        ROOT / "bench" / ".cache" / "speech-peers" / f"ctcli-{entry.name}.jsonl",
+        peers,
     )
     table = peers.summarise(res)
     print(f"ctcli {entry.name} + en-4gram, beam 32, one thread:")

@@ -138,6 +138,26 @@ class WhisperTiny:
 IMPL = {c.name: c for c in (PocketSphinx, WhisperTiny)}
 
 
+def make_record(r: dict, hyp: str, secs: float, cpu: float, load_s: float) -> dict:
+    """One utterance's scored result (the format summarise() reads)."""
+    ref_n, hyp_n = textnorm.normalize_en(r["ref"]), textnorm.normalize_en(hyp)
+    return {
+        "path": r["path"],
+        "source": r["source"],
+        "dur": r["dur"],
+        "secs": secs,
+        "cpu_secs": cpu,
+        "load_s": load_s,
+        "ref": ref_n,
+        "hyp": hyp_n,
+        "raw_hyp": hyp,
+        "ref_words": len(ref_n.split()),
+        "ref_chars": len(ref_n),
+        "wer": metrics.wer(ref_n, hyp_n),
+        "cer": metrics.cer(ref_n, hyp_n),
+    }
+
+
 def run_peer(name: str, rows: list[dict], args) -> list[dict]:
     tag = (
         f"-{args.compute_type}"
@@ -162,22 +182,7 @@ def run_peer(name: str, rows: list[dict], args) -> list[dict]:
             t, c = time.perf_counter(), time.process_time()
             hyp = peer(r["pcm"])
             secs, cpu = time.perf_counter() - t, time.process_time() - c
-            ref_n, hyp_n = textnorm.normalize_en(r["ref"]), textnorm.normalize_en(hyp)
-            d = {
-                "path": r["path"],
-                "source": r["source"],
-                "dur": r["dur"],
-                "secs": secs,
-                "cpu_secs": cpu,
-                "load_s": load_s,
-                "ref": ref_n,
-                "hyp": hyp_n,
-                "raw_hyp": hyp,
-                "ref_words": len(ref_n.split()),
-                "ref_chars": len(ref_n),
-                "wer": metrics.wer(ref_n, hyp_n),
-                "cer": metrics.cer(ref_n, hyp_n),
-            }
+            d = make_record(r, hyp, secs, cpu, load_s)
             res.append(d)
             fh.write(json.dumps(d, ensure_ascii=False) + "\n")
             fh.flush()

@@ -17,32 +17,15 @@ TRAIN = "Training"
 DATA = "Data"
 
 
-def _handled(fn):
-    try:
-        from ctcli.cli import handled
-    except ImportError:  # pragma: no cover - cli.py not wired yet
-        return fn
-    return handled(fn)
-
-
-def _log(msg: str) -> None:
-    from ctcli import console
-
-    try:
-        console.info(msg)
-    except Exception:  # pragma: no cover
-        import sys
-
-        print(msg, file=sys.stderr, flush=True)
-
-
 def register(app: typer.Typer) -> None:
     """Add the `train` and `eval` commands to the app."""
+    from ctcli import console
+    from ctcli.cli import handled
 
     @app.command(
         "train", help="Train a CTC line recogniser from a generator spec or a labelled manifest."
     )
-    @_handled
+    @handled
     def train_cmd(
         spec: Annotated[
             str, typer.Option(help="Generator spec (ctcli.synth): expr.", rich_help_panel=DATA)
@@ -136,7 +119,7 @@ def register(app: typer.Typer) -> None:
             line = f"{time.strftime('%H:%M:%S')} {msg}"
             logf.write(line + "\n")
             logf.flush()
-            _log(line)
+            console.info(line)
 
         try:
             if manifest is None:
@@ -148,7 +131,7 @@ def register(app: typer.Typer) -> None:
         return 0
 
     @app.command("eval", help="Score a model: CER, sequence accuracy, confusions, lines/s.")
-    @_handled
+    @handled
     def eval_cmd(
         model: Annotated[
             str, typer.Option("--model", "-m", help="Model NAME or PATH.")
@@ -201,7 +184,9 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(rep, indent=2) if json_out else format_speech_report(rep))
             return 0
         if seed < 100000 and spec is not None:
-            _log(f"warning: seed {seed} is below 100000; training shards use seeds 1000-9999")
+            console.info(
+                f"warning: seed {seed} is below 100000; training shards use seeds 1000-9999"
+            )
         try:
             from ctcli.registry import resolve_model
 

@@ -129,7 +129,6 @@ class Pipeline:
         n_best = o.n_best
         if meta.get("rerank") == "expr":
             n_best = max(n_best, EXPR_RERANK_NBEST)
-        kwargs = {}
         alpha = o.alpha if o.alpha is not None else meta.get("alpha")
         beta = o.beta if o.beta is not None else meta.get("beta")
         return build_decoder(
@@ -143,7 +142,6 @@ class Pipeline:
             hotwords=list(o.hotwords) or None,
             lm_unit=unit,
             n_best=n_best,
-            **kwargs,
         )
 
     # ---------------------------------------------------------------- outputs
