@@ -81,17 +81,28 @@ def register(app: typer.Typer) -> None:
                 "--gen-only", help="Only generate the shards, then exit.", rich_help_panel=DATA
             ),
         ] = False,
+        train_only: Annotated[
+            bool,
+            typer.Option(
+                "--train-only",
+                help="Generate nothing: train on the shards present and pick up new ones "
+                "as a parallel --gen-only run writes them.",
+                rich_help_panel=DATA,
+            ),
+        ] = False,
     ) -> int:
         from ctcli.errors import UsageError
-        from ctcli.train import TrainConfig, fit, generate_shards
+        from ctcli.train import config_for, fit, generate_shards
 
         if manifest is None:
             from ctcli.synth import SPECS
 
             if spec not in SPECS:
                 raise UsageError(f"unknown --spec {spec!r}; known: {', '.join(SPECS)}")
-        cfg = TrainConfig(
-            spec=spec,
+        if gen_only and train_only:
+            raise UsageError("--gen-only and --train-only exclude each other")
+        cfg = config_for(
+            spec,
             out=str(out),
             run_dir=str(run_dir),
             data_dir=str(data_dir),
@@ -122,7 +133,7 @@ def register(app: typer.Typer) -> None:
             console.info(line)
 
         try:
-            if manifest is None:
+            if manifest is None and not train_only:
                 generate_shards(cfg, log=log)
             if not gen_only:
                 fit(cfg, resume=resume, log=log)

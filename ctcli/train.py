@@ -65,6 +65,18 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # stored in the exported checkpoint
 
 
+# Model size per generator spec (TrainConfig defaults fit the 17-symbol captchas;
+# printed English has 95 symbols in hundreds of fonts and gets a wider network).
+SPEC_MODEL = {
+    "textline": {"channels": (24, 48, 96, 160), "rnn_hidden": 192},
+}
+
+
+def config_for(spec: str, **kw) -> TrainConfig:
+    """TrainConfig with the spec's model size, overridden by explicit kwargs."""
+    return TrainConfig(spec=spec, **{**SPEC_MODEL.get(spec, {}), **kw})
+
+
 # --------------------------------------------------------------------------- data
 
 

@@ -51,3 +51,11 @@ def test_held_out_generator_uses_held_out_fonts_and_text(corpus):
     for i in range(5):
         t = g.sample(i).text
         assert any(t in line for line in test_lines)
+
+
+def test_corpus_folder_uses_train_and_test_files(tmp_path):
+    (tmp_path / "train.txt").write_text("alpha beta gamma\nnon-ascii café\n")
+    (tmp_path / "test.txt").write_text("delta epsilon zeta\n")
+    assert textline.corpus_lines(tmp_path, held_out=False) == ["alpha beta gamma"]
+    assert textline.corpus_lines(tmp_path, held_out=True) == ["delta epsilon zeta"]
+    assert textline.corpus_lines(tmp_path / "missing", held_out=True) == []

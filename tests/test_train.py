@@ -219,3 +219,33 @@ def test_cli_train_from_manifest(tmp_path):
     res = CliRunner().invoke(app, [*args[:-4], "--steps", "3", "--batch", "4", "--resume"])
     assert res.exit_code == 0, res.output
     assert load_model(out).labels == m.labels
+
+
+def test_cli_gen_only_then_train_only(tmp_path):
+    """A --gen-only run writes shards; a --train-only run generates none and trains on them."""
+    from typer.testing import CliRunner
+
+    from ctcli.cli import app
+
+    base = ["train", "--spec", "expr", "--out", str(tmp_path / "m.pt"),
+            "--run-dir", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"),
+            "--shard-size", "6", "--steps", "2", "--batch", "3"]  # fmt: skip
+    r = CliRunner()
+    res = r.invoke(app, [*base, "--shards", "1", "--gen-only"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train-0000.npz", "val.npz"]
+    assert not (tmp_path / "m.pt").exists()
+    res = r.invoke(app, [*base, "--shards", "3", "--train-only"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.pt").exists()
+    assert not (tmp_path / "data" / "train-0001.npz").exists()  # nothing generated
+    assert r.invoke(app, [*base, "--gen-only", "--train-only"]).exit_code == 2
+
+
+def test_spec_model_sizes():
+    from ctcli.train import TrainConfig, config_for
+
+    assert config_for("expr").channels == TrainConfig().channels
+    wide = config_for("textline", steps=5)
+    assert wide.rnn_hidden > TrainConfig().rnn_hidden and wide.steps == 5
+    assert config_for("textline", rnn_hidden=64).rnn_hidden == 64

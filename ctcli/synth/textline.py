@@ -88,14 +88,15 @@ def text_split(line: str) -> str:
     return "test" if h < HELD_OUT_TEXT_PERCENT else "train"
 
 
-def load_text(path: str | os.PathLike, split: str) -> list[str]:
-    """Lines of printable ASCII from a corpus file (curly quotes folded)."""
+def load_text(path: str | os.PathLike, split: str | None) -> list[str]:
+    """Lines of printable ASCII from a corpus file (curly quotes folded);
+    only those of ``split`` ('train'/'test' by hash) unless it is None."""
     fold = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "—": "-", "–": "-", "…": "..."})
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             s = " ".join(line.translate(fold).split())
-            if len(s) >= 3 and all(c in ALPHABET for c in s) and text_split(s) == split:
+            if len(s) >= 3 and all(c in ALPHABET for c in s) and (split is None or text_split(s) == split):
                 out.append(s)
     return out
 
@@ -282,11 +283,22 @@ class Sample:
     text: str
 
 
+# The LM corpus folder (make lm-corpus): train.txt for training lines, and its
+# held-out test.txt (kept out of the LM too) for the held-out lines. A single
+# file is split by a hash of each line instead.
 DEFAULT_CORPUS = Path(
     os.environ.get(
-        "CTCLI_TEXT_CORPUS", Path(__file__).resolve().parents[2] / "data" / "text" / "en.txt"
+        "CTCLI_TEXT_CORPUS", Path(__file__).resolve().parents[2] / "build" / "lm" / "corpus"
     )
 )
+
+
+def corpus_lines(corpus: str | os.PathLike, held_out: bool) -> list[str]:
+    path = Path(corpus)
+    if path.is_dir():
+        f = path / ("test.txt" if held_out else "train.txt")
+        return load_text(f, None) if f.is_file() else []
+    return load_text(path, "test" if held_out else "train") if path.is_file() else []
 
 
 class TextLineGenerator:
@@ -307,7 +319,7 @@ class TextLineGenerator:
         if not self.fonts:
             raise RuntimeError("no fonts found: install Debian font packages (make fonts)")
         path = Path(corpus) if corpus else DEFAULT_CORPUS
-        self.lines = load_text(path, "test" if held_out else "train") if path.is_file() else []
+        self.lines = corpus_lines(path, held_out)
         self.p_synthetic = p_synthetic if self.lines else 1.0
 
     def text(self, rng: random.Random) -> str:
