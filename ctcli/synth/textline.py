@@ -96,7 +96,11 @@ def load_text(path: str | os.PathLike, split: str | None) -> list[str]:
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             s = " ".join(line.translate(fold).split())
-            if len(s) >= 3 and all(c in ALPHABET for c in s) and (split is None or text_split(s) == split):
+            if (
+                len(s) >= 3
+                and all(c in ALPHABET for c in s)
+                and (split is None or text_split(s) == split)
+            ):
                 out.append(s)
     return out
 
