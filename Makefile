@@ -75,6 +75,15 @@ train-ocr-expr: install
 
 eval-ocr-expr: install
 	$(CTCLI) eval --model ocr-expr --spec expr --n 10000 --seed 100000 --threads 1
+
+# OCR peers (tesseract --psm 7, RapidOCR recogniser in bench/.venv-ocr) on the
+# same captchas, held-out printed lines and real scanned lines (calamari-ocr's
+# UW-III test lines); also part of `make bench`.
+.PHONY: bench-ocr
+bench-ocr: install
+	bash bench/setup_ocr_peers.sh
+	$(PY) bench/ocr_real.py
+	$(PY) bench/ocr_peers.py
 # <<< ocr-expr <<<
 
 # ---- language models (issue 4: ctcli lm build, lm/) -------------------------
@@ -100,7 +109,10 @@ bench: kenlm-tools lm-corpus
 
 # ---- speech (synthetic corpus, acoustic model) --------------------------------
 # Shards are deterministic from the seed and resumable; they live outside the
-# work tree by default so that a fresh checkout can reuse them.
+# work tree by default so that a fresh checkout can reuse them. The neural
+# voices (piper, hibari) come from pyproject's speech-data extra, which `install`
+# brings in through dev; the Debian voices from system-speech. Which voices are
+# installed decides each utterance's voice, so keep one set for a whole corpus.
 SPEECH_DATA ?= $(HOME)/.cache/ctcli
 .PHONY: system-speech data-speech train-asr-en
 data-speech: install system-speech lm-corpus

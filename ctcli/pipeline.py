@@ -49,6 +49,9 @@ class _Prepared:
     result: Result | None = None  # set when finished (error or skipped)
     skipped: bool = False
     long_audio: bool = False  # streamed through VAD segments instead of one forward pass
+    runner: Runner | None = None  # the model that reads this input
+    gray: np.ndarray | None = None  # decoded image, kept while routing may re-read it
+    decoded: list = field(default_factory=list)  # decoder output per array
 
 
 def parse_hotword(spec: str, default_boost: float) -> tuple[str, float]:
@@ -86,10 +89,36 @@ class Pipeline:
             raise InputError(f"model '{runner.name}' reads {runner.kind} input, this is {kind}")
         return runner
 
-    def _load(self, kind: str) -> Runner:
+    def _named(self, name: str) -> Runner:
+        """A bundled model by name (image routing), loaded once."""
+        key = f"name:{name}"
+        if key not in self._runners:
+            self._runners[key] = self._load("image", name)
+        return self._runners[key]
+
+    def image_router(self) -> tuple[Runner, Runner] | None:
+        """(specialist, general) when no --model is given and both a
+        self-checking image model (the arithmetic captcha reader) and a
+        general one are bundled: each image goes to the specialist first and
+        stays there only when its reading checks (see ``_checks``)."""
+        if self.opts.model:
+            return None
+        if not hasattr(self, "_router"):
+            self._router = None
+            models = [m for m in registry.list_models() if m.kind == "image"]
+            special = [m for m in models if m.info.get("route") == "expr-check"]
+            general = [m for m in models if m.info.get("route") != "expr-check"]
+            if special and general:
+                general.sort(key=lambda m: not m.info.get("default"))
+                self._router = (self._named(special[0].name), self._named(general[0].name))
+        return self._router
+
+    def _load(self, kind: str, name: str | None = None) -> Runner:
         from ctcli.model import load_model
 
-        if self.opts.model:
+        if name is not None:
+            path = registry.resolve_model(name)
+        elif self.opts.model:
             path = registry.resolve_model(self.opts.model)
             name = self.opts.model if registry.find_model(self.opts.model) else path.stem
         else:
@@ -194,22 +223,15 @@ class Pipeline:
                 return
             data = item.read()
             p.kind = detect_kind(item, data[:64])
-            runner = self.runner_for(p.kind)
+            router = self.image_router() if p.kind == "image" else None
+            runner = router[0] if router else self.runner_for(p.kind)
             if p.kind == "image":
-                from ctcli.image import decode_image, load_lines
+                from ctcli.image import decode_image
 
-                gray = decode_image(data)
-                feats = runner.model.meta.get("features", {})
-                lines = load_lines(
-                    gray, int(feats.get("height", 32)), split=bool(feats.get("split_lines", True))
-                )
-                if not lines:
-                    p.result = Result(
-                        item.display, text="", score=0.0, conf=1.0, kind="image", model=runner.name
-                    )
-                    return
-                p.arrays = [ln.array for ln in lines]
-                p.places = [(ln.x0, ln.scale) for ln in lines]
+                p.gray = decode_image(data)
+                self._image_lines(p, runner)
+                if router is None:
+                    p.gray = None
             else:
                 from ctcli.audio import decode_audio, logmel
 
@@ -218,6 +240,7 @@ class Pipeline:
                 p.duration = wave.size / float(feats_cfg.get("sample_rate", 16000))
                 p.arrays = [logmel(wave, feats_cfg)]
                 p.places = [(0.0, 1.0)]
+                p.runner = runner
         except CtcliError as e:
             if not isinstance(e, InputError):
                 raise
@@ -225,6 +248,22 @@ class Pipeline:
         except (ValueError, RuntimeError, OSError, MemoryError) as e:
             p.result = Result(
                 item.display, kind=p.kind, error=f"cannot process input: {type(e).__name__}: {e}"
+            )
+
+    def _image_lines(self, p: _Prepared, runner: Runner) -> None:
+        """Cut p.gray into the runner's input lines (empty image: empty result)."""
+        from ctcli.image import load_lines
+
+        feats = runner.model.meta.get("features", {})
+        lines = load_lines(
+            p.gray, int(feats.get("height", 32)), split=bool(feats.get("split_lines", True))
+        )
+        p.runner = runner
+        p.arrays = [ln.array for ln in lines]
+        p.places = [(ln.x0, ln.scale) for ln in lines]
+        if not lines:
+            p.result = Result(
+                p.item.display, text="", score=0.0, conf=1.0, kind="image", model=runner.name
             )
 
     def _long_audio(self, p: _Prepared) -> Result:
@@ -275,17 +314,35 @@ class Pipeline:
         todo = [p for p in window if p.result is None and not p.skipped]
         by_runner: dict[int, list[_Prepared]] = {}
         for p in todo:
-            by_runner.setdefault(id(self.runner_for(p.kind)), []).append(p)
+            by_runner.setdefault(id(p.runner), []).append(p)
         for group in by_runner.values():
-            runner = self.runner_for(group[0].kind)
-            arrays = [a for p in group for a in p.arrays]
-            log_probs = runner.model.log_probs(arrays)
-            decoded = self._decode(runner, log_probs)
-            k = 0
-            for p in group:
-                n = len(p.arrays)
-                p.result = self._assemble(runner, p, decoded[k : k + n], log_probs[k : k + n])
-                k += n
+            self._run_group(group[0].runner, group)
+        router = self.image_router() if any(p.gray is not None for p in todo) else None
+        if router is not None:
+            special, general = router
+            rerouted = []
+            for p in todo:
+                if p.runner is special and p.gray is not None and not _checks(p.decoded):
+                    p.result = None
+                    self._image_lines(p, general)
+                    if p.result is None:
+                        rerouted.append(p)
+            if rerouted:
+                self._run_group(general, rerouted)
+            for p in todo:
+                p.gray = None
+
+    def _run_group(self, runner: Runner, group: list[_Prepared]) -> None:
+        """One batched forward pass and decode for inputs read by the same model."""
+        arrays = [a for p in group for a in p.arrays]
+        log_probs = runner.model.log_probs(arrays)
+        decoded = self._decode(runner, log_probs)
+        k = 0
+        for p in group:
+            n = len(p.arrays)
+            p.decoded = decoded[k : k + n]
+            p.result = self._assemble(runner, p, p.decoded, log_probs[k : k + n])
+            k += n
 
     def _decode(self, runner: Runner, log_probs: list[np.ndarray]) -> list:
         if runner.decoder is None:
@@ -353,6 +410,22 @@ def _audio_seconds(path: Path) -> float:
         return info.frames / float(info.samplerate)
     except Exception:
         return 0.0
+
+
+def _checks(decoded: list) -> bool:
+    """True when a captcha reading verifies itself: one line, and the best
+    hypothesis or an n-best entry *as read* is a well-formed expression whose
+    stated result is right. (Recomputing the result would make almost any
+    digit string "valid"; printed text read by the captcha model almost never
+    states a correct result by chance.)"""
+    from ctcli.exprcheck import parse_and_check
+
+    if len(decoded) != 1:
+        return False
+    r = decoded[0]
+    return any(
+        parse_and_check(t) for t in [r.text, *(h.text for h in getattr(r, "nbest", []) or [])]
+    )
 
 
 def _rerank_expr(

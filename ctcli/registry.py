@@ -3,7 +3,12 @@
 `models/MANIFEST.json`::
 
     {"models": [{"name", "kind": "image"|"audio", "file", "sha256", "size",
-                 "alphabet", "default": bool, "default_lm", "description"}]}
+                 "alphabet", "default": bool, "default_lm", "description",
+                 "route": "expr-check" (optional)}]}
+
+Image routing: with no --model, an image goes first to a model marked
+``"route": "expr-check"`` (the captcha reader) and stays there only when its
+reading verifies itself; otherwise the default general image model reads it.
 
 `lm/MANIFEST.json`::
 

@@ -285,7 +285,7 @@ def export(model, cfg: TrainConfig, path: str, metrics: dict) -> None:
         features={
             "height": cfg.height,
             "preprocess": "ctcli.image.preprocess_line",
-            "split_lines": False,
+            "split_lines": cfg.spec.startswith("textline"),  # printed pages: one line each
             "ink": "high",
         },
         frame_stride=2.0,

