@@ -26,6 +26,8 @@ EXPR_ORDER = 6  # the kenlm Python module is compiled for order <= 6
 EXPR_PRUNE = [0, 0, 0, 1, 1, 1]
 EXPR_TRAIN = (50_000, 0)  # expressions, seed
 EXPR_TEST = (2_000, 1)
+ENC_ORDER = 6  # printed-English character LM (ocr-en)
+ENC_PRUNE = [0, 0, 0, 0, 1, 1]
 
 EN_CORPUS = (
     "King James Bible (Debian bible-kjv-text 4.38), Jane Austen's six novels "
@@ -53,14 +55,44 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="rebuild only these LMs (keep the others' entries)"
+    )
     a = ap.parse_args()
     work, out = a.work, a.out
     work.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "MANIFEST.json"
     old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"lms": []}
 
-    # ---- en-4gram
     corpus = a.corpus
+    built = {}
+    wanted = set(a.only) if a.only else {"en-4gram", "expr-char", "en-char"}
+    if "en-4gram" in wanted:
+        built["en-4gram"] = build_en(corpus, work, out)
+    if "expr-char" in wanted:
+        built["expr-char"] = build_expr(work, out)
+    if "en-char" in wanted:
+        built["en-char"] = build_en_char(corpus, work, out)
+    previous = {e["name"]: e for e in old.get("lms", [])}
+    order = ["en-4gram", "expr-char", "en-char"]
+    manifest = {
+        "comment": "Bundled n-gram LMs; rebuilt by `make lm` (lm/recipe.sh). See lm/README.md.",
+        "lms": [built.get(n) or previous[n] for n in order if n in built or n in previous],
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    before = {e["name"]: e.get("sha256") for e in old.get("lms", [])}
+    for e in manifest["lms"]:
+        prev = before.get(e["name"])
+        verdict = "new" if prev is None else ("bit-identical" if prev == e["sha256"] else "CHANGED")
+        print(
+            f"{e['name']}: {e['file']} {e['size']} bytes sha256 {e['sha256'][:16]}… "
+            f"ppl {e['test_perplexity']} [{verdict} vs previous manifest]",
+            file=sys.stderr,
+        )
+
+
+def build_en(corpus: Path, work: Path, out: Path) -> dict:
+    """Word 4-gram for the English acoustic model."""
     arpa = work / "en-4gram.arpa"
     t = time.perf_counter()
     st = build_lm(
@@ -96,8 +128,11 @@ def main() -> None:
         "ngrams": st.ngrams, "train_sentences": st.sentences, "train_tokens": st.tokens,
         "test_sentences": en_ppl["sentences"], "test_tokens": en_ppl["tokens"], "test_oov": en_ppl["oov"],
     }  # fmt: skip
+    return en
 
-    # ---- expr-char
+
+def build_expr(work: Path, out: Path) -> dict:
+    """Character 6-gram over 'EXPR=RESULT' strings for the captcha model."""
     train = work / "expr-train.txt"
     test = work / "expr-test.txt"
     train.write_text("".join(s + "\n" for s in generate_expressions(*EXPR_TRAIN)), encoding="utf-8")
@@ -126,21 +161,43 @@ def main() -> None:
         "format": "arpa", "normalize": "none", "prune": EXPR_PRUNE, "ngrams": st2.ngrams,
         "alphabet": "0123456789+-*()=", "space_token": "<sp>",
     }  # fmt: skip
+    return ex
 
-    manifest = {
-        "comment": "Bundled n-gram LMs; rebuilt by `make lm` (lm/recipe.sh). See lm/README.md.",
-        "lms": [en, ex],
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    before = {e["name"]: e.get("sha256") for e in old.get("lms", [])}
-    for e in manifest["lms"]:
-        prev = before.get(e["name"])
-        verdict = "new" if prev is None else ("bit-identical" if prev == e["sha256"] else "CHANGED")
-        print(
-            f"{e['name']}: {e['file']} {e['size']} bytes sha256 {e['sha256'][:16]}… "
-            f"ppl {e['test_perplexity']} [{verdict} vs previous manifest]",
-            file=sys.stderr,
-        )
+
+def build_en_char(corpus: Path, work: Path, out: Path) -> dict:
+    """Character 6-gram over printed English (printable ASCII, case and
+    punctuation kept) for the printed-line OCR model. Lines are folded and
+    filtered exactly like the OCR generator's training text (curly quotes to
+    straight ones, printable ASCII only)."""
+    from ctcli.synth.textline import load_text
+
+    train, test = work / "en-char-train.txt", work / "en-char-test.txt"
+    for src, dst in ((corpus / "train.txt", train), (corpus / "test.txt", test)):
+        dst.write_text("".join(s + "\n" for s in load_text(src, None)), encoding="utf-8")
+    arpa = work / "en-char.arpa"
+    st = build_lm(train, arpa, order=ENC_ORDER, unit="char", normalize="none", prune=ENC_PRUNE)
+    binf = out / "en-char.bin"
+    arpa_to_binary(arpa, binf, quantize=8, trie=True)
+    with open(test, encoding="utf-8") as fh:
+        ppl = perplexity(binf, fh, "char", "none")
+    print(f"en-char: n-grams {st.ngrams}, test perplexity {ppl}", file=sys.stderr)
+    return {
+        "name": "en-char", "file": binf.name, "sha256": sha256(binf), "size": binf.stat().st_size,
+        "order": ENC_ORDER, "unit": "char", "vocab_size": st.vocab_size, "unigrams": None,
+        "corpus": EN_CORPUS.replace("; sentences in lm/exclude-en.txt removed", "")
+        + "; curly quotes folded to ASCII, lines with other non-ASCII characters dropped",
+        "license": EN_LICENSE,
+        "test_perplexity": round(ppl["perplexity"], 3),
+        "description": (
+            "Character 6-gram for the printed-English OCR model: one token per printable "
+            "ASCII character, '<sp>' for space, case and punctuation kept, interpolated "
+            f"modified Kneser-Ney, pruned {','.join(map(str, ENC_PRUNE))}, KenLM trie binary "
+            "with 8-bit quantisation"
+        ),
+        "format": "kenlm-binary", "normalize": "none", "prune": ENC_PRUNE, "ngrams": st.ngrams,
+        "train_sentences": st.sentences, "train_tokens": st.tokens,
+        "test_sentences": ppl["sentences"], "test_tokens": ppl["tokens"], "space_token": "<sp>",
+    }  # fmt: skip
 
 
 if __name__ == "__main__":
