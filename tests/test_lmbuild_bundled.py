@@ -52,3 +52,18 @@ def test_bundled_models_load_and_score():
     ex = kenlm.Model(str(LM_DIR / lms["expr-char"]["file"]))
     assert ex.order == lms["expr-char"]["order"]
     assert ex.score(" ".join("(1+2)*3=9")) > ex.score(" ".join("(1+2*3=9)")) + 1
+
+
+def test_en_char_scores_english_over_scrambles():
+    kenlm = pytest.importorskip("kenlm")
+    e = entries().get("en-char")
+    if e is None:
+        pytest.skip("en-char not built")
+    lm = kenlm.Model(str(LM_DIR / e["file"]))
+    assert lm.order == e["order"] and e["unit"] == "char"
+
+    def toks(s: str) -> str:
+        return " ".join("<sp>" if c == " " else c for c in s)
+
+    assert lm.score(toks("And it came to pass.")) > lm.score(toks("Adn ti cmae ot psas.")) + 10
+    assert lm.score(toks('"Yes," she said.')) > lm.score(toks('"Yes,"she said .')) + 2
