@@ -67,6 +67,13 @@ def register(app: typer.Typer) -> None:
         device: Annotated[
             str, typer.Option(help="auto | cpu | cuda[:N].", rich_help_panel=TRAIN)
         ] = "auto",
+        amp: Annotated[
+            str,
+            typer.Option(
+                help="Mixed precision: auto (bf16 where the CPU or GPU has it) | bf16 | off.",
+                rich_help_panel=TRAIN,
+            ),
+        ] = "auto",
         resume: Annotated[
             bool,
             typer.Option(
@@ -99,6 +106,8 @@ def register(app: typer.Typer) -> None:
 
             if spec not in SPECS:
                 raise UsageError(f"unknown --spec {spec!r}; known: {', '.join(SPECS)}")
+        if amp not in ("auto", "bf16", "off"):
+            raise UsageError(f"--amp must be auto, bf16 or off, not {amp!r}")
         if gen_only and train_only:
             raise UsageError("--gen-only and --train-only exclude each other")
         cfg = config_for(
@@ -114,6 +123,7 @@ def register(app: typer.Typer) -> None:
             shard_size=shard_size,
             threads=threads,
             device=device,
+            amp=amp,
             manifest=str(manifest) if manifest else None,
         )
         if device.startswith("cuda"):

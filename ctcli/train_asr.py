@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcli.audio import DEFAULT_FEATURES
-from ctcli.train import _lr_at, resolve_device  # the image trainer's schedule and device rule
+from ctcli.train import _lr_at, amp_context, resolve_device  # shared with the image trainer
 
 ALPHABET = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]  # index 0 is the CTC blank
 
@@ -59,6 +59,7 @@ class AsrConfig:
     log_every: int = 50
     threads: int = 1
     device: str = "auto"
+    amp: str = "auto"  # mixed precision: auto | bf16 | off (ctcli.train.amp_context)
 
 
 class Shards:
@@ -216,7 +217,8 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
     else:
         features["mean"], features["std"] = feature_stats(data)
     log(f"config {json.dumps(asdict(cfg))}")
-    log(f"device {device}, params {sum(p.numel() for p in model.parameters()):,}")
+    amp_ctx, amp_label = amp_context(device, cfg.amp)
+    log(f"device {device} ({amp_label}), params {sum(p.numel() for p in model.parameters()):,}")
     char_to_id = {c: i for i, c in enumerate(ALPHABET) if i}
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     stop = {"flag": False}
@@ -277,7 +279,8 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
             tl = torch.tensor([len(t) for t in tg])
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, cfg)
-            lp = model(x.to(device), lens.to(device))
+            with amp_ctx:
+                lp = model(x.to(device), lens.to(device))
             il = model.output_lengths(lens).clamp(max=lp.shape[1])
             loss = ctc(lp.transpose(0, 1).float(), torch.cat(tg), il, tl)
             opt.zero_grad(set_to_none=True)

@@ -249,3 +249,29 @@ def test_spec_model_sizes():
     wide = config_for("textline", steps=5)
     assert wide.rnn_hidden > TrainConfig().rnn_hidden and wide.steps == 5
     assert config_for("textline", rnn_hidden=64).rnn_hidden == 64
+
+
+def test_amp_context(monkeypatch):
+    import contextlib
+
+    import torch
+
+    from ctcli.train import amp_context
+
+    assert amp_context("cpu", "off")[1] == "fp32"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    ctx, label = amp_context("cpu", "auto")
+    assert label == "bf16 autocast (cpu)" and isinstance(ctx, torch.autocast)
+    with ctx:
+        assert torch.nn.Linear(4, 4)(torch.ones(1, 4)).dtype == torch.bfloat16
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    ctx, label = amp_context("cpu", "bf16")
+    assert label == "fp32" and isinstance(ctx, contextlib.nullcontext)
+    # CUDA path without a GPU: mocked availability decides
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert amp_context("cuda:0", "auto")[1] == "bf16 autocast (cuda)"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert amp_context("cuda", "auto")[1] == "fp32"
+    with pytest.raises(ValueError):
+        amp_context("cpu", "fp8")
