@@ -183,6 +183,12 @@ def register(app: typer.Typer) -> None:
         lm: Annotated[
             str | None, typer.Option(help="LM NAME|PATH|none for the beam (default none).")
         ] = None,
+        alpha: Annotated[
+            float | None, typer.Option(help="LM weight (default: the model's).")
+        ] = None,
+        beta: Annotated[
+            float | None, typer.Option(help="Word (or character) bonus (default: the model's).")
+        ] = None,
         threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 1,
         batch: Annotated[int, typer.Option(help="Images per forward batch.")] = 64,
         device: Annotated[str, typer.Option(help="cpu | cuda[:N].")] = "cpu",
@@ -200,7 +206,15 @@ def register(app: typer.Typer) -> None:
             from ctcli.evaluate_speech import evaluate_speech, format_speech_report
 
             rep = evaluate_speech(
-                model, manifest, greedy_only=greedy, beam=beam, lm=lm, threads=threads, limit=n
+                model,
+                manifest,
+                greedy_only=greedy,
+                beam=beam,
+                lm=lm,
+                alpha=alpha,
+                beta=beta,
+                threads=threads,
+                limit=n,
             )
             print(json.dumps(rep, indent=2) if json_out else format_speech_report(rep))
             return 0
@@ -222,6 +236,8 @@ def register(app: typer.Typer) -> None:
             modes=("greedy",) if greedy else ("greedy", "beam"),
             beam_width=beam,
             lm=lm,
+            alpha=alpha,
+            beta=beta,
             threads=threads,
             batch=batch,
             device=device,

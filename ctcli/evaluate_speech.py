@@ -40,6 +40,8 @@ def evaluate_speech(
     greedy_only: bool = False,
     beam: int = 32,
     lm: str | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
     threads: int = 1,
     limit: int | None = None,
 ) -> dict:
@@ -56,7 +58,9 @@ def evaluate_speech(
     rows = read_manifest(manifest)[:limit]
     t0 = time.perf_counter()
     runner = Pipeline(
-        TranscribeOptions(model=model, lm=lm, beam=beam, greedy=greedy_only, jobs=threads)
+        TranscribeOptions(
+            model=model, lm=lm, alpha=alpha, beta=beta, beam=beam, greedy=greedy_only, jobs=threads
+        )
     ).runner_for("audio")
     load_s = time.perf_counter() - t0
     feats = runner.model.meta.get("features", {})
