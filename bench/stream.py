@@ -106,6 +106,7 @@ def model_path() -> tuple[str, str]:
             conv_channels=c.conv_channels,
             rnn_hidden=c.rnn_hidden,
             rnn_layers=c.rnn_layers,
+            time_stride=c.time_stride,
         )
         torch.manual_seed(0)
         m = build_model("asr_conv_gru", **dims)
@@ -120,7 +121,7 @@ def model_path() -> tuple[str, str]:
             alphabet=ALPHABET,
             blank=0,
             features=dict(DEFAULT_FEATURES),
-            frame_stride=0.04,
+            frame_stride=0.01 * c.time_stride,
         )
     return str(p), "random-init (no asr-en yet)"
 

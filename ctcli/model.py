@@ -130,9 +130,10 @@ class CRNN(nn.Module):
 
 
 class ConvGRU(nn.Module):
-    """Streaming-friendly acoustic model: conv subsampling x4, then a stack of
-    unidirectional GRU layers, each with a residual connection and layer norm
-    (plain stacked GRUs sit on the CTC blank plateau for a long time).
+    """Streaming-friendly acoustic model: conv subsampling (x2 or x4 in time),
+    then a stack of unidirectional GRU layers, each with a residual connection
+    and layer norm (plain stacked GRUs sit on the CTC blank plateau for a long
+    time).
 
     Causal except for the front end's 3 input frames (30 ms) of look-ahead, so
     it runs chunk by chunk with carried state (`ctcli.stream`).
@@ -140,8 +141,13 @@ class ConvGRU(nn.Module):
     Args:
         n_classes: output units, blank included.
         n_mels: input feature bins.
-        conv_channels: channels of the two stride-2 convolutions.
+        conv_channels: channels of the two kernel-3 convolutions (both halve
+            the mel axis; the first halves time, the second too when
+            time_stride is 4).
         rnn_hidden: model width (GRU units); rnn_layers: stacked GRU layers.
+        time_stride: input frames per output frame, 2 or 4. Character CTC
+            needs about two output frames per character: x4 (40 ms) leaves
+            fast synthetic speech about 1.4-2, x2 (20 ms) about 3-4.
     """
 
     def __init__(
@@ -151,13 +157,17 @@ class ConvGRU(nn.Module):
         conv_channels: int = 32,
         rnn_hidden: int = 256,
         rnn_layers: int = 2,
+        time_stride: int = 4,
     ):
         super().__init__()
+        if time_stride not in (2, 4):
+            raise ValueError(f"time_stride must be 2 or 4, not {time_stride}")
+        self.time_stride = time_stride
         self.conv = nn.Sequential(
             nn.Conv2d(1, conv_channels, 3, stride=2, padding=1),
             nn.ReLU(inplace=True),  # B x C x T/2 x F/2
-            nn.Conv2d(conv_channels, conv_channels, 3, stride=2, padding=1),
-            nn.ReLU(inplace=True),  # B x C x T/4 x F/4
+            nn.Conv2d(conv_channels, conv_channels, 3, stride=(time_stride // 2, 2), padding=1),
+            nn.ReLU(inplace=True),  # B x C x T/time_stride x F/4
         )
         f4 = (((n_mels + 1) // 2) + 1) // 2
         self.proj = nn.Linear(conv_channels * f4, rnn_hidden)
@@ -168,16 +178,14 @@ class ConvGRU(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(rnn_hidden) for _ in range(rnn_layers))
         self.head = nn.Linear(rnn_hidden, n_classes)
 
-    @staticmethod
-    def output_lengths(frames: torch.Tensor) -> torch.Tensor:
-        """Output frames for input frame counts (two ceil-halvings)."""
-        return torch.div(
-            torch.div(frames + 1, 2, rounding_mode="floor") + 1, 2, rounding_mode="floor"
-        )
+    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        """Output frames for input frame counts (ceil(T/2), then ceil(./2) again at x4)."""
+        half = torch.div(frames + 1, 2, rounding_mode="floor")
+        return half if self.time_stride == 2 else torch.div(half + 1, 2, rounding_mode="floor")
 
     def conv_frames(self, x: torch.Tensor) -> torch.Tensor:
-        """x: B x T x n_mels -> B x T/4 x C*F/4 (per-frame conv features)."""
-        f = self.conv(x.unsqueeze(1))  #              B x C x T/4 x F/4
+        """x: B x T x n_mels -> B x T/time_stride x C*F/4 (per-frame conv features)."""
+        f = self.conv(x.unsqueeze(1))  #              B x C x T/stride x F/4
         b, c, t, fr = f.shape
         return f.permute(0, 2, 1, 3).reshape(b, t, c * fr)
 
@@ -193,7 +201,7 @@ class ConvGRU(nn.Module):
         return self.head(h).log_softmax(-1), new_state
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V, T' = ceil(ceil(T/2)/2).
+        """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths).
         Causal after the front end: padding after an item's end does not change its frames."""
         return self.recurrent(self.conv_frames(x))[0]
 

@@ -142,10 +142,10 @@ class StreamingLogMel:
 class StreamingAcoustic:
     """Runs an `asr_conv_gru` model chunk by chunk, exactly as offline.
 
-    The front end is two stride-2, kernel-3 convolutions: output frame k needs
-    input frames 4k-3 .. 4k+3. Each step convolves a window starting 8 input
-    frames before the first new output (dropping outputs touched by the
-    window's own padding) and carries the GRU state.
+    The front end is two kernel-3 convolutions with total time stride S (2 or
+    4): output frame k needs input frames S*k-3 .. S*k+3. Each step convolves
+    a window starting 2*S input frames before the first new output (dropping
+    the outputs touched by the window's own padding) and carries the GRU state.
     """
 
     def __init__(self, loaded):
@@ -156,32 +156,32 @@ class StreamingAcoustic:
         self.device = loaded.device
         if not all(hasattr(self.m, a) for a in ("conv_frames", "recurrent")):
             raise InputError("this model cannot stream (needs the asr_conv_gru architecture)")
+        self.S = int(getattr(self.m, "time_stride", 4))
         self.feats = np.zeros((0, 0), np.float32)
         self.offset = 0  # global index of feats[0]
         self.k = 0  # next output frame to produce
         self.h = None
 
     def _run(self, final: bool) -> np.ndarray:
-        torch = self.torch
+        torch, S = self.torch, self.S
         n_in = self.offset + self.feats.shape[0]  # input frames seen
-        k_end = (n_in + 3) // 4 if final else max(0, (n_in - 4) // 4 + 1)  # outputs computable
         if final:
-            k_end = ((n_in + 1) // 2 + 1) // 2  # offline output length
+            k_end = int(self.m.output_lengths(torch.tensor(n_in)))  # offline output length
+        else:
+            k_end = max(0, (n_in - 4) // S + 1)  # outputs whose inputs have all arrived
         if k_end <= self.k:
             return np.zeros((0, self.m.head.out_features), np.float32)  # no new frame yet
-        w0 = max(0, 4 * self.k - 8)
-        w1 = n_in if final else min(n_in, 4 * k_end + 4)
+        w0 = max(0, S * (self.k - 2))
+        w1 = n_in if final else min(n_in, S * k_end + 4)
         x = self.feats[w0 - self.offset : w1 - self.offset]
         with torch.inference_mode():
             f = self.m.conv_frames(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device))
-            first = self.k - w0 // 4
+            first = self.k - w0 // S
             f = f[:, first : first + (k_end - self.k)]
             lp, self.h = self.m.recurrent(f, self.h)
             lp = lp[0].float().cpu().numpy()
         self.k = k_end
-        keep = max(
-            0, 4 * self.k - 8 - self.offset
-        )  # frames before the next window are no longer needed
+        keep = max(0, S * (self.k - 2) - self.offset)  # frames before the next window
         self.feats = self.feats[keep:]
         self.offset += keep
         return lp

@@ -48,6 +48,7 @@ class AsrConfig:
     conv_channels: int = 32
     rnn_hidden: int = 320
     rnn_layers: int = 3
+    time_stride: int = 2  # 20 ms output frames: about 3-4 per character (x4 left 1.4-2)
     freq_masks: int = 2
     freq_mask_width: int = 12  # mel bins
     time_masks: int = 2
@@ -201,6 +202,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
         conv_channels=cfg.conv_channels,
         rnn_hidden=cfg.rnn_hidden,
         rnn_layers=cfg.rnn_layers,
+        time_stride=cfg.time_stride,
     )
     torch.manual_seed(cfg.seed)
     model = build_model("asr_conv_gru", **dims).to(device)
@@ -251,7 +253,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
             alphabet=ALPHABET,
             blank=0,
             features=features,
-            frame_stride=4 * features["hop"] / features["sample_rate"],
+            frame_stride=cfg.time_stride * features["hop"] / features["sample_rate"],
             extra={
                 "default_lm": "en-4gram",
                 "training": {**asdict(cfg), "step": step, "hours": round(data.hours(), 2)},

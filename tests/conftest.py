@@ -74,6 +74,7 @@ def tiny_registry(tmp_path_factory) -> Path:
         "conv_channels": 4,
         "rnn_hidden": 16,
         "rnn_layers": 1,
+        "time_stride": 2,
     }
     asr = build_model("asr_conv_gru", **asr_dims)
     with torch.no_grad():  # a random model that rarely prefers blank: transcripts are never empty
@@ -95,7 +96,7 @@ def tiny_registry(tmp_path_factory) -> Path:
             "fmin": 20.0,
             "fmax": 7600.0,
         },
-        frame_stride=0.04,
+        frame_stride=0.02,
     )
     manifest = {
         "models": [
