@@ -169,3 +169,28 @@ def test_missing_neural_engines_are_skipped_with_one_warning(monkeypatch):
     assert not any(v.engine in ("piper", "hibari") for v in first)
     msgs = [str(w.message) for w in rec if issubclass(w.category, RuntimeWarning)]
     assert sum("piper" in m for m in msgs) == 1 and sum("hibari" in m for m in msgs) == 1
+
+
+@needs_flite
+def test_wav_evaluation_set_matches_shard_utterances(tmp_path, monkeypatch):
+    """--wav writes the same utterances a shard would hold, as audio + manifest."""
+    import soundfile as sf
+
+    from ctcli.audio import logmel
+    from ctcli.synth import speechdata
+
+    voices = [speech.Voice("flite", "kal16")]
+    text = tmp_path / "s.txt"
+    text.write_text("Hello world again\nThe cat sat on the mat\n")
+    monkeypatch.setattr(speechdata, "training_voices", lambda: voices)
+    speechdata.generate(text, tmp_path / "shards", shards=1, shard_size=3, seed=5)
+    speechdata.generate_wavs(text, tmp_path / "eval", n=3, seed=5, voices=voices)
+    rows = [ln.split("\t") for ln in (tmp_path / "eval" / "manifest.tsv").read_text().splitlines()]
+    d = np.load(tmp_path / "shards" / "shard-00000.npz")
+    assert [r[1] for r in rows] == list(d["texts"]) and {r[2] for r in rows} == {"flite:kal16"}
+    wave, sr = sf.read(str(tmp_path / "eval" / rows[0][0]), dtype="float32")
+    assert sr == 16000
+    feats = logmel(wave, None)
+    first = d["feats"][d["offsets"][0] : d["offsets"][1]].astype(np.float32)
+    assert feats.shape == first.shape and np.abs(feats - first).mean() < 0.05  # 16-bit WAV
+    assert not (tmp_path / "eval.tmp").exists()

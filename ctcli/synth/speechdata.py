@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,50 @@ def write_shard(path: Path, feats: list[np.ndarray], texts: list[str], voices: l
     os.replace(tmp, path)
 
 
+def utterances(
+    sentences: list[str],
+    voices: list[Voice],
+    seed: int,
+    first: int,
+    count: int,
+    p_template: float = 0.15,
+) -> Iterator[tuple[int, np.ndarray, str, str]]:
+    """(index, 16 kHz waveform, transcript, voice id) for utterances first..first+count-1;
+    each depends only on (seed, index) and the voice list."""
+    engines = sorted({v.engine for v in voices})
+    channel = ChannelConfig()
+    babble: list[np.ndarray] = []
+    for idx in range(first, first + count):
+        rng = random.Random(seed * 1_000_003 + idx)
+        text = (
+            normalize_en(template_sentence(rng))
+            if rng.random() < p_template
+            else rng.choice(sentences)
+        )
+        engine = rng.choice(engines)  # engines weighted equally, whatever their voice count
+        voice = rng.choice([v for v in voices if v.engine == engine])
+        try:
+            wave = render_utterance(text, voice, seed, idx, channel, babble[-20:])
+        except Exception as e:  # a TTS engine failing on one text must not stop the corpus
+            print(f"skip {idx} ({voice.id}): {type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        if wave.size < 0.3 * 16000:
+            continue
+        babble.append(wave)
+        yield idx, wave, text, voice.id
+
+
+def _setup(text_file: Path, voices: list[Voice] | None) -> tuple[list[str], list[Voice]]:
+    sentences = load_sentences(text_file)
+    if not sentences:
+        raise SystemExit(f"no usable sentences in {text_file}")
+    voices = training_voices() if voices is None else voices
+    if not voices:
+        raise SystemExit("no TTS voice installed (espeak-ng, flite, festival, piper, hibari)")
+    print(f"{len(sentences)} sentences, voices: {', '.join(v.id for v in voices)}", file=sys.stderr)
+    return sentences, voices
+
+
 def generate(
     text_file: Path,
     out: Path,
@@ -200,44 +245,21 @@ def generate(
     voices: list[Voice] | None = None,
 ) -> None:
     """Write shards 0..shards-1 (skipping those present)."""
-    sentences = load_sentences(text_file)
-    if not sentences:
-        raise SystemExit(f"no usable sentences in {text_file}")
-    voices = training_voices() if voices is None else voices
-    if not voices:
-        raise SystemExit("no TTS voice installed (espeak-ng, flite, festival, piper, hibari)")
-    engines = sorted({v.engine for v in voices})
+    sentences, voices = _setup(text_file, voices)
     feats_cfg = {**DEFAULT_FEATURES, **(features or {})}
     out.mkdir(parents=True, exist_ok=True)
-    channel = ChannelConfig()
-    print(f"{len(sentences)} sentences, voices: {', '.join(v.id for v in voices)}", file=sys.stderr)
     for k in range(shards):
         path = out / f"shard-{k:05d}.npz"
         if path.exists():
             continue
         t0 = time.time()
-        feats, texts, vids, babble = [], [], [], []
-        for j in range(shard_size):
-            idx = k * shard_size + j
-            rng = random.Random(seed * 1_000_003 + idx)
-            text = (
-                normalize_en(template_sentence(rng))
-                if rng.random() < p_template
-                else rng.choice(sentences)
-            )
-            engine = rng.choice(engines)  # engines weighted equally, whatever their voice count
-            voice = rng.choice([v for v in voices if v.engine == engine])
-            try:
-                wave = render_utterance(text, voice, seed, idx, channel, babble[-20:])
-            except Exception as e:  # a TTS engine failing on one text must not stop the corpus
-                print(f"skip {idx} ({voice.id}): {type(e).__name__}: {e}", file=sys.stderr)
-                continue
-            if wave.size < 0.3 * 16000:
-                continue
-            babble.append(wave)
+        feats, texts, vids = [], [], []
+        for _, wave, text, vid in utterances(
+            sentences, voices, seed, k * shard_size, shard_size, p_template
+        ):
             feats.append(logmel(wave, feats_cfg))
             texts.append(text)
-            vids.append(voice.id)
+            vids.append(vid)
         write_shard(path, feats, texts, vids)
         hours = sum(f.shape[0] for f in feats) * feats_cfg["hop"] / feats_cfg["sample_rate"] / 3600
         print(
@@ -245,6 +267,31 @@ def generate(
             file=sys.stderr,
             flush=True,
         )
+
+
+def generate_wavs(
+    text_file: Path, out: Path, n: int, seed: int, voices: list[Voice] | None = None
+) -> None:
+    """An evaluation set as audio: out/wav/utt-NNNNN.wav (16 kHz, 16-bit) and
+    out/manifest.tsv (`wav/utt-NNNNN.wav<TAB>transcript<TAB>voice`), for
+    `ctcli eval --manifest`. Written to a temporary folder, then renamed."""
+    import shutil
+
+    import soundfile as sf
+
+    sentences, voices = _setup(text_file, voices)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "wav").mkdir(parents=True)
+    rows = []
+    for idx, wave, text, vid in utterances(sentences, voices, seed, 0, n):
+        rel = f"wav/utt-{idx:05d}.wav"
+        sf.write(str(tmp / rel), np.clip(wave, -1, 1), 16000, subtype="PCM_16")
+        rows.append(f"{rel}\t{text}\t{vid}\n")
+    (tmp / "manifest.tsv").write_text("".join(rows), encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    print(f"{out}: {len(rows)} utterances", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -259,11 +306,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="speak with the held-out voices only (evaluation sets)",
     )
+    ap.add_argument(
+        "--wav",
+        type=int,
+        metavar="N",
+        help="write N utterances as WAV files + manifest.tsv (an evaluation set) instead of shards",
+    )
     a = ap.parse_args(argv)
     voices = (
         [v for v in available_voices() if v.id in HELD_OUT_VOICES] if a.held_out_voices else None
     )
-    generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices)
+    if a.wav:
+        generate_wavs(a.text, a.out, a.wav, a.seed, voices=voices)
+    else:
+        generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices)
 
 
 if __name__ == "__main__":
