@@ -85,7 +85,47 @@ def main() -> int:
             f"  {src:<22} utts {t['utts']:4d}  WER {100 * t['wer']:5.1f}  CER {100 * t['cer']:5.1f}  "
             f"RTF {t['rtf']:.3f} (CPU {t['cpu_rtf']:.3f})"
         )
+    mine = table["ALL"]
+    for name in ("pocketsphinx", "whisper-tiny.en"):
+        f = ROOT / "bench" / ".cache" / "speech-peers" / f"{name}.jsonl"
+        if not f.exists():
+            print(f"  vs {name}: no results (bench/speech_peers.py did not run)")
+            continue
+        theirs = peers.summarise([json.loads(ln) for ln in f.read_text().splitlines() if ln])
+        t = theirs["ALL"]
+        print(
+            f"  vs {name:<16} WER {100 * mine['wer']:.1f} vs {100 * t['wer']:.1f} "
+            f"({mine['wer'] / max(t['wer'], 1e-9):.2f}x), CER {100 * mine['cer']:.1f} vs "
+            f"{100 * t['cer']:.1f}, RTF {mine['rtf']:.3f} vs {t['rtf']:.3f} "
+            f"({t['rtf'] / max(mine['rtf'], 1e-9):.1f}x faster)"
+        )
+    heldout_voice(entry.name)
     return 0
+
+
+def heldout_voice(model: str) -> None:
+    """WER on a synthetic voice never used in training (flite rms by default),
+    300 utterances of held-out text rendered by ctcli.synth.speechdata --wav."""
+    d = ROOT / "bench" / ".cache" / "speech-heldout"
+    if not (d / "manifest.tsv").exists():
+        subprocess.run(
+            [sys.executable, "-m", "ctcli.synth.speechdata", "--text",
+             str(ROOT / "build" / "lm" / "corpus" / "test.txt"), "--out", str(d),
+             "--wav", "300", "--seed", "3", "--held-out-voices"],
+            check=False,
+        )  # fmt: skip
+    if not (d / "manifest.tsv").exists():
+        print("held-out voice: set could not be made (make lm-corpus; flite)")
+        return
+    from ctcli.evaluate_speech import evaluate_speech
+
+    for lm in ("none", "en-4gram"):
+        rep = evaluate_speech(model, d / "manifest.tsv", lm=lm, threads=1)
+        b = rep["modes"]["beam"]["ALL"]
+        print(
+            f"held-out synthetic voice ({rep['utterances']} utts), beam 32, LM {lm}: "
+            f"WER {100 * b['wer']:.1f}  CER {100 * b['cer']:.1f}"
+        )
 
 
 if __name__ == "__main__":
