@@ -3,9 +3,10 @@
 Text comes from freely licensed English corpora (one line per sentence) plus
 synthetic strings that exercise digits and punctuation; fonts are every
 Latin text font installed from Debian's font packages (serif, sans, mono,
-condensed, italic, bold). A held-out set of font families and a held-out
-slice of the text (by a hash of each line) are never used for training, so
-evaluation measures generalisation to new fonts and new text.
+condensed, italic, bold). A held-out set of font families and held-out text
+(the LM corpus's test.txt, or a hash slice of a single corpus file) are never
+used for training, so evaluation measures generalisation to new fonts and
+new text.
 
 Augmentation follows what scans, photos and screenshots do: letter spacing,
 coloured ink, paper / gradient / noise / blob backgrounds, underlines, clipped
