@@ -73,6 +73,14 @@ SPEC_MODEL = {
 }
 
 
+# Decoding defaults stored in the exported checkpoint (LM and its weights,
+# tuned on held-out data; see each model card).
+SPEC_DECODING = {
+    "expr": {"default_lm": "expr-char", "alpha": 0.3, "beta": 0.0, "rerank": "expr"},
+    "textline": {"default_lm": "en-char", "alpha": 0.4, "beta": 0.0},
+}
+
+
 def config_for(spec: str, **kw) -> TrainConfig:
     """TrainConfig with the spec's model size, overridden by explicit kwargs."""
     return TrainConfig(spec=spec, **{**SPEC_MODEL.get(spec, {}), **kw})
@@ -291,8 +299,7 @@ def export(model, cfg: TrainConfig, path: str, metrics: dict) -> None:
         rnn_hidden=cfg.rnn_hidden,
         rnn_layers=cfg.rnn_layers,
     )
-    expr = cfg.spec == "expr" and not cfg.manifest
-    extra = {"default_lm": "expr-char", "alpha": 0.3, "beta": 0.0, "rerank": "expr"} if expr else {}
+    extra = dict(SPEC_DECODING.get(cfg.spec, {})) if not cfg.manifest else {}
     extra.update(cfg.extra)
     extra["training"] = {
         "spec": None if cfg.manifest else cfg.spec,
