@@ -126,7 +126,7 @@ def model_path() -> tuple[str, str]:
     return str(p), "random-init (no asr-en yet)"
 
 
-def latency_and_wer(model: str, n_files: int = 12) -> None:
+def latency_and_wer(model: str, n_files: int = 12, wer_files: int = 150) -> None:
     """Simulated real-time streaming of spoken sentences: latency of partials
     and finals, and streaming vs offline WER on the same files."""
     import random
@@ -174,11 +174,6 @@ def latency_and_wer(model: str, n_files: int = 12) -> None:
                     f,
                 )
                 word_lat.append(seen.wall - (t0 + w.end))
-        lp = runner.model.log_probs([logmel(wave, runner.model.meta.get("features"))])[0]
-        off = runner.decoder.decode(lp).text
-        n_words += len(ref.split())
-        errs["stream"] += edit_distance(ref.split(), hyp.split())
-        errs["offline"] += edit_distance(ref.split(), off.split())
     print(f"streaming ({n_files} sentences, simulated real time, flite voices):")
     print(
         f"  word end -> first partial with the word: median {1000 * np.median(word_lat):.0f} ms (target <= 500)"
@@ -191,8 +186,35 @@ def latency_and_wer(model: str, n_files: int = 12) -> None:
             f"  (the model's last word-end timestamp minus the true end of speech: median "
             f"{1000 * np.median(stamp_lag):.0f} ms; word latencies above are measured from those stamps)"
         )
+    # WER: the same files through the streaming path (not paced: the text does
+    # not depend on timing) and decoded whole, offline
+    heldout = ROOT / "bench" / ".cache" / "speech-heldout" / "manifest.tsv"
+    if not heldout.exists():
+        print("  streaming vs offline WER: no bench/.cache/speech-heldout (run bench/speech.py)")
+        return
+    import soundfile as sf
+
+    from ctcli.textnorm import normalize_en
+
+    rows = [ln.split("\t") for ln in heldout.read_text(encoding="utf-8").splitlines()][:wer_files]
+    for rel, ref, _ in rows:
+        wave, _sr = sf.read(str(heldout.parent / rel), dtype="float32")
+        events = []
+        rec = stream.StreamRecognizer(
+            runner.model, runner.decoder, stream.VadConfig(), events.append
+        )
+        stream.run((wave[k : k + 1600] for k in range(0, wave.size, 1600)), rec)
+        hyp = normalize_en(" ".join(e.text for e in events if e.final))
+        lp = runner.model.log_probs([logmel(wave, runner.model.meta.get("features"))])[0]
+        off = normalize_en(runner.decoder.decode(lp).text)
+        ref = normalize_en(ref)
+        n_words += len(ref.split())
+        errs["stream"] += edit_distance(ref.split(), hyp.split())
+        errs["offline"] += edit_distance(ref.split(), off.split())
     print(
-        f"  WER streaming {100 * errs['stream'] / n_words:.1f}% vs offline {100 * errs['offline'] / n_words:.1f}% (target: within 1 point)"
+        f"  WER on {len(rows)} held-out-voice files ({n_words} words): streaming "
+        f"{100 * errs['stream'] / n_words:.1f}% vs offline {100 * errs['offline'] / n_words:.1f}% "
+        "(target: within 1 point)"
     )
 
 

@@ -16,7 +16,7 @@ import typer
 
 from ctcli import console
 from ctcli.errors import ExitCode, UsageError
-from ctcli.options import DEFAULT_BEAM
+from ctcli.options import DEFAULT_BEAM, DEFAULT_MIN_SILENCE_S
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         ] = 12.0,
         min_silence: Annotated[
             float, typer.Option("--min-silence", help="Seconds of silence that end an utterance.")
-        ] = 0.3,
+        ] = DEFAULT_MIN_SILENCE_S,
         fmt: Annotated[
             str,
             typer.Option(

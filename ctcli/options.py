@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_BEAM = 32  # prefix beam width
+# Endpointing: this much silence ends an utterance. 0.25 s keeps the final
+# line within 400 ms of the end of speech with 100 ms audio blocks.
+DEFAULT_MIN_SILENCE_S = 0.25
 DEFAULT_FORMAT = "txt"  # output format
 DEFAULT_BATCH = 16  # inputs prepared and run through the model together
 EXPR_RERANK_NBEST = 16  # hypotheses searched for a well-formed, correct expression

@@ -25,6 +25,7 @@ import numpy as np
 
 from ctcli.audio import DEFAULT_FEATURES, SAMPLE_RATE, normalize
 from ctcli.errors import DeviceError, InputError
+from ctcli.options import DEFAULT_MIN_SILENCE_S
 
 BLOCK_S = 0.1  # seconds of audio per block read from a source
 CHUNK_FRAMES = 8  # model output frames (x 40 ms) decoded per step: 320 ms partial cadence
@@ -42,7 +43,7 @@ class VadConfig:
     threshold_db: float = 12.0  # speech when frame energy exceeds the noise floor by this much
     abs_floor_db: float = -55.0  # and exceeds this absolute level (dBFS)
     min_speech_s: float = 0.08  # speech must last this long to start an utterance
-    min_silence_s: float = 0.3  # this much silence ends an utterance (endpoint)
+    min_silence_s: float = DEFAULT_MIN_SILENCE_S  # this much silence ends an utterance
     preroll_s: float = 0.25  # audio kept before the detected start
     frame_s: float = 0.01  # analysis frame
 

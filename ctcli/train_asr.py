@@ -48,7 +48,9 @@ class AsrConfig:
     conv_channels: int = 32
     rnn_hidden: int = 320
     rnn_layers: int = 3
-    time_stride: int = 4  # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
+    time_stride: int = (
+        4  # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
+    )
     freq_masks: int = 2
     freq_mask_width: int = 12  # mel bins
     time_masks: int = 2
