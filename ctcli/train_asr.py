@@ -32,6 +32,11 @@ from ctcli.train import _lr_at, amp_context, resolve_device  # shared with the i
 ALPHABET = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]  # index 0 is the CTC blank
 
 
+# Decoding defaults stored in the exported checkpoint: the word LM and its
+# weight / word bonus, tuned on held-out synthetic speech (models/asr-en/README.md).
+DECODING = {"default_lm": "en-4gram", "alpha": 0.5, "beta": 1.0}
+
+
 @dataclass
 class AsrConfig:
     data: str = "data/speech"  # training shards
@@ -257,7 +262,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
             features=features,
             frame_stride=cfg.time_stride * features["hop"] / features["sample_rate"],
             extra={
-                "default_lm": "en-4gram",
+                **DECODING,
                 "training": {**asdict(cfg), "step": step, "hours": round(data.hours(), 2)},
                 "metrics": m,
             },
