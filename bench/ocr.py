@@ -7,7 +7,9 @@ Measures, on ONE torch thread (the acceptance setting):
     grayscale arrays (image generation excluded);
   * the same with PNG decoding included (decode_image on PNG bytes).
 
-Usage: python bench/ocr.py [--model ocr-expr] [--n 1000] [--seed 100000]
+Usage: python bench/ocr.py [--model ocr-expr] [--spec expr] [--n 1000] [--seed 100000]
+(default: both bundled image models, ocr-expr on captchas and ocr-en on
+held-out printed lines)
 """
 
 from __future__ import annotations
@@ -25,17 +27,28 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="ocr-expr")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--spec", default="expr", help="test images: a ctcli.synth spec")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=100000)
     a, _ = ap.parse_known_args()
+    if a.model is None:
+        status = 0
+        for model, spec in (("ocr-expr", "expr"), ("ocr-en", "textline-heldout")):
+            a.model, a.spec = model, spec
+            status |= bench(a)
+        return status
+    return bench(a)
+
+
+def bench(a) -> int:
 
     import torch
     from PIL import Image
 
     from ctcli.image import decode_image, load_lines, rgb_to_gray
     from ctcli.model import load_model
-    from ctcli.synth.expr import ExprCaptchaGenerator
+    from ctcli.synth import get_generator
     from ctcli.train import greedy_collapse
 
     try:
@@ -67,7 +80,7 @@ def main() -> int:
     height = int(model.meta["features"]["height"])
     split = bool(model.meta["features"].get("split_lines", True))
 
-    gen = ExprCaptchaGenerator(a.seed)
+    gen = get_generator(a.spec)(a.seed)
     samples = [gen.sample(i) for i in range(a.n)]
     grays = [rgb_to_gray(s.image) for s in samples]
     pngs = []
@@ -82,17 +95,21 @@ def main() -> int:
         c0 = time.process_time()
         for s in range(0, a.n, batch):
             src = pngs[s : s + batch] if from_png else grays[s : s + batch]
-            arrays = []
-            for x in src:
+            arrays, owner = [], []
+            for k, x in enumerate(src):
                 g = decode_image(x) if from_png else x
-                arrays.extend(ln.array for ln in load_lines(g, height, split=split))
-            for k, lp in enumerate(model.log_probs(arrays)):
-                ok += greedy_collapse(lp, model.labels, model.blank) == samples[s + k].text
+                lines = load_lines(g, height, split=split)
+                arrays.extend(ln.array for ln in lines)
+                owner.extend([k] * len(lines))
+            texts = [[] for _ in src]
+            for k, lp in zip(owner, model.log_probs(arrays), strict=True):
+                texts[k].append(greedy_collapse(lp, model.labels, model.blank))
+            ok += sum("\n".join(t) == samples[s + k].text for k, t in enumerate(texts))
         return a.n / (time.perf_counter() - t0), a.n / (time.process_time() - c0), ok / a.n
 
     run(16, False)  # warm-up
     print(
-        f"model {path}  ({Path(path).stat().st_size / 1e6:.1f} MB, "
+        f"model {path} on {a.n} '{a.spec}' images ({Path(path).stat().st_size / 1e6:.1f} MB, "
         f"{sum(p.numel() for p in model.module.parameters()):,} params)"
     )
     print(

@@ -269,6 +269,13 @@ def split_rows(ink: np.ndarray, min_gap: int = 2) -> list[tuple[int, int]]:
             merged.append(b)
     tallest = max(b[1] - b[0] for b in merged)
     keep = [b for b in merged if b[1] - b[0] >= max(3, 0.4 * tallest)]
+    # a band cut by the top or bottom edge and clearly shorter than the
+    # tallest is a clipped neighbouring line (a crop of one line), not a line
+    keep = [
+        b
+        for b in keep
+        if not ((b[0] <= 1 or b[1] >= h - 1) and b[1] - b[0] < 0.7 * tallest and len(keep) > 1)
+    ] or keep
     if len(keep) <= 1:
         return [(0, h)]
     # extend each band half-way into the gaps so ascenders/descenders are kept

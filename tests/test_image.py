@@ -134,3 +134,21 @@ def test_very_wide_line_is_cut():
     assert len(lines) >= 2
     assert all(ln.array.shape[1] <= 60 * 32 for ln in lines)
     assert [ln.x0 for ln in lines] == sorted(ln.x0 for ln in lines)
+
+
+def test_clipped_neighbour_line_is_not_a_line():
+    """A one-line crop with the bottom half of the line above it at the top
+    edge reads as one line; two whole lines stay two."""
+    import cv2
+
+    def text(img, y):
+        cv2.putText(img, "Hello there world", (5, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2)
+
+    img = np.full((70, 320), 255, np.uint8)
+    text(img, 8)  # only the lower part of this line is inside the image
+    text(img, 50)
+    assert len(load_lines(img, 32)) == 1
+    two = np.full((100, 320), 255, np.uint8)
+    text(two, 35)
+    text(two, 80)
+    assert len(load_lines(two, 32)) == 2
