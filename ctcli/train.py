@@ -77,7 +77,7 @@ SPEC_MODEL = {
 # tuned on held-out data; see each model card).
 SPEC_DECODING = {
     "expr": {"default_lm": "expr-char", "alpha": 0.3, "beta": 0.0, "rerank": "expr"},
-    "textline": {"default_lm": "en-char", "alpha": 0.4, "beta": 0.0},
+    "textline": {"default_lm": "en-char", "alpha": 0.6, "beta": 1.5},
 }
 
 
