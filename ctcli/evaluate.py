@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcli.errors import InputError, UsageError
+from ctcli.results import tidy_text
 
 EXPR_NBEST = 16  # hypotheses the arithmetic re-ranker looks at
 
@@ -169,7 +170,7 @@ def evaluate(
             hyps = [""] * len(buf)
             parts: dict[int, list[str]] = {}
             for k, lp in zip(owners, lps, strict=False):
-                parts.setdefault(k, []).append(decoders[m](lp))
+                parts.setdefault(k, []).append(tidy_text(decoders[m](lp)))
             for k, p in parts.items():
                 hyps[k] = "\n".join(p)
             timing[m] += time.perf_counter() - t

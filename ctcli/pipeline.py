@@ -20,7 +20,7 @@ from ctcli import console, registry
 from ctcli.errors import CtcliError, InputError, ModelLoadError
 from ctcli.inputs import InputItem, detect_kind
 from ctcli.options import EXPR_RERANK_NBEST, TranscribeOptions
-from ctcli.results import NBest, Result, Word
+from ctcli.results import NBest, Result, Word, tidy_text
 from ctcli.writers import EXTENSIONS, make_writer
 
 
@@ -361,7 +361,7 @@ class Pipeline:
         score = 0.0
         confs = []
         for r, lp, (offset, scale) in zip(decoded, log_probs, p.places, strict=True):
-            text = r.text
+            text = tidy_text(r.text)
             line_words = [
                 Word(
                     w.text,

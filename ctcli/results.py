@@ -91,3 +91,11 @@ class Result:
         d["model"] = self.model
         d["error"] = self.error
         return d
+
+
+def tidy_text(text: str) -> str:
+    """Displayed text: no spaces at the ends, single spaces between words (a
+    beam may end a hypothesis on a word boundary, or emit two in a row)."""
+    if "  " in text or text[:1] == " " or text[-1:] == " ":
+        return " ".join(w for w in text.split(" ") if w)
+    return text

@@ -415,7 +415,7 @@ class StreamRecognizer:
         self._last_partial_frames = 0
 
     def _emit(self, r, final: bool) -> None:
-        from ctcli.results import Word
+        from ctcli.results import Word, tidy_text
 
         u = self.utt
         t0 = u.start_sample / SAMPLE_RATE
@@ -425,7 +425,7 @@ class StreamRecognizer:
         ]
         self.on_result(
             StreamResult(
-                r.text if r else "",
+                tidy_text(r.text) if r else "",
                 final,
                 t0,
                 (u.start_sample + u.samples) / SAMPLE_RATE,

@@ -34,7 +34,7 @@ ALPHABET = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]  # index 0 is the CTC b
 
 # Decoding defaults stored in the exported checkpoint: the word LM and its
 # weight / word bonus, tuned on held-out synthetic speech (models/asr-en/README.md).
-DECODING = {"default_lm": "en-4gram", "alpha": 0.5, "beta": 1.0}
+DECODING = {"default_lm": "en-4gram", "alpha": 0.5, "beta": 0.0}
 
 
 @dataclass

@@ -196,3 +196,12 @@ def test_registry_resolves_names_and_paths(registry_env, tiny_registry):
         registry.resolve_model("does-not-exist")
     with pytest.raises(LMLoadError):
         registry.resolve_lm("does-not-exist")
+
+
+def test_tidy_text():
+    from ctcli.results import tidy_text
+
+    assert tidy_text("a clan  ") == "a clan"
+    assert tidy_text(" two  words ") == "two words"
+    assert tidy_text("(1+2)*3=9") == "(1+2)*3=9"
+    assert tidy_text("") == ""
