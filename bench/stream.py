@@ -288,6 +288,8 @@ def main() -> None:
         print(
             "  streaming latency / streaming-vs-offline WER: n/a until the asr-en model is trained"
         )
+    else:
+        latency_and_wer(model)
 
 
 if __name__ == "__main__":
