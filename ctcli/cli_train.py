@@ -99,15 +99,15 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> int:
         from ctcli.errors import UsageError
-        from ctcli.train import config_for, fit, generate_shards
+        from ctcli.train import AMP_MODES, config_for, fit, generate_shards
 
         if manifest is None:
             from ctcli.synth import SPECS
 
             if spec not in SPECS:
                 raise UsageError(f"unknown --spec {spec!r}; known: {', '.join(SPECS)}")
-        if amp not in ("auto", "bf16", "off"):
-            raise UsageError(f"--amp must be auto, bf16 or off, not {amp!r}")
+        if amp not in AMP_MODES:
+            raise UsageError(f"--amp must be one of {', '.join(AMP_MODES)}, not {amp!r}")
         if gen_only and train_only:
             raise UsageError("--gen-only and --train-only exclude each other")
         cfg = config_for(

@@ -69,6 +69,7 @@ class Pipeline:
     def __init__(self, opts: TranscribeOptions):
         self.opts = opts
         self._runners: dict[str, Runner] = {}
+        self._router: tuple[Runner, Runner] | None = ...  # type: ignore[assignment]  # see image_router
         self._device: str | None = None
 
     # ---------------------------------------------------------------- models
@@ -103,7 +104,7 @@ class Pipeline:
         stays there only when its reading checks (see ``_checks``)."""
         if self.opts.model:
             return None
-        if not hasattr(self, "_router"):
+        if self._router is ...:  # not looked up yet
             self._router = None
             models = [m for m in registry.list_models() if m.kind == "image"]
             special = [m for m in models if m.info.get("route") == "expr-check"]

@@ -207,6 +207,9 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+AMP_MODES = ("auto", "bf16", "off")
+
+
 def amp_context(device: str, amp: str = "auto"):
     """(context manager, label) for mixed-precision forward passes.
 
@@ -219,8 +222,8 @@ def amp_context(device: str, amp: str = "auto"):
 
     import torch
 
-    if amp not in ("auto", "bf16", "off"):
-        raise ValueError(f"amp must be auto, bf16 or off, not {amp!r}")
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, not {amp!r}")
     if amp == "off":
         return contextlib.nullcontext(), "fp32"
     if device.startswith("cuda"):
@@ -232,6 +235,39 @@ def amp_context(device: str, amp: str = "auto"):
     if not ok:
         return contextlib.nullcontext(), "fp32"
     return torch.autocast(kind, dtype=torch.bfloat16), f"bf16 autocast ({kind})"
+
+
+def save_train_state(path, model, opt, step: int, best: float, elapsed: float, **extra) -> None:
+    """The resume file (model + optimiser + progress, plus trainer extras), atomically."""
+    from ctcli.model import atomic_torch_save
+
+    atomic_torch_save(
+        {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+         "elapsed": elapsed, **extra},
+        path,
+    )  # fmt: skip
+
+
+def load_train_state(path, model, opt, device: str) -> dict:
+    """Restore model and optimiser from a resume file; returns it (step, best, elapsed, extras)."""
+    import torch
+
+    st = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    return st
+
+
+def sigterm_flag() -> dict:
+    """{"flag": False}, set to True by SIGTERM (when called on the main thread),
+    so a training loop can finish its step, save and exit cleanly."""
+    import signal
+    import threading
+
+    stop = {"flag": False}
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    return stop
 
 
 def resolve_device(device: str) -> str:
@@ -356,7 +392,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     import torch
     from torch import nn
 
-    from ctcli.model import atomic_torch_save, build_model
+    from ctcli.model import build_model
 
     torch.set_num_threads(max(1, cfg.threads))
     device = resolve_device(cfg.device)
@@ -386,9 +422,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, elapsed0 = 0, -1.0, 0.0
     if resume and state_path.exists():
-        st = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
+        st = load_train_state(state_path, model, opt, device)
         step, best, elapsed0 = int(st["step"]), float(st["best"]), float(st.get("elapsed", 0.0))
         log(f"resumed from {state_path} at step {step} (best val seq-acc {best:.4f})")
     elif resume:
@@ -429,27 +463,9 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     metrics: dict = {}
 
     def save_state():
-        atomic_torch_save(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "step": step,
-                "best": best,
-                "elapsed": elapsed0 + time.time() - t_start,
-            },
-            state_path,
-        )
+        save_train_state(state_path, model, opt, step, best, elapsed0 + time.time() - t_start)
 
-    stop = {"flag": False}
-
-    def _on_term(signum, frame):  # finish the current step, save, exit cleanly
-        stop["flag"] = True
-
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_term)
+    stop = sigterm_flag()
 
     while step < cfg.steps and not stop["flag"]:
         rescan()

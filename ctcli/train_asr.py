@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ctcli.audio import DEFAULT_FEATURES
-from ctcli.train import _lr_at, amp_context, resolve_device  # shared with the image trainer
+from ctcli.train import (  # shared with the image trainer
+    _lr_at,
+    amp_context,
+    load_train_state,
+    resolve_device,
+    save_train_state,
+    sigterm_flag,
+)
 
 ALPHABET = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]  # index 0 is the CTC blank
 
@@ -53,9 +58,8 @@ class AsrConfig:
     conv_channels: int = 32
     rnn_hidden: int = 320
     rnn_layers: int = 3
-    time_stride: int = (
-        4  # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
-    )
+    # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
+    time_stride: int = 4
     freq_masks: int = 2
     freq_mask_width: int = 12  # mel bins
     time_masks: int = 2
@@ -190,7 +194,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
     from torch import nn
 
     from ctcli.audio import normalize
-    from ctcli.model import atomic_torch_save, build_model, save_checkpoint
+    from ctcli.model import build_model, save_checkpoint
 
     torch.set_num_threads(max(1, cfg.threads))
     device = resolve_device(cfg.device)
@@ -217,9 +221,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
     step, best, elapsed0 = 0, float("inf"), 0.0
     features = dict(DEFAULT_FEATURES)
     if resume and state_path.exists():
-        st = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
+        st = load_train_state(state_path, model, opt, device)
         step, best, elapsed0 = int(st["step"]), float(st["best"]), float(st["elapsed"])
         features = json.loads(st["features"])
         log(f"resumed at step {step} (best val WER {best:.4f})")
@@ -230,25 +232,16 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
     log(f"device {device} ({amp_label}), params {sum(p.numel() for p in model.parameters()):,}")
     char_to_id = {c: i for i, c in enumerate(ALPHABET) if i}
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    stop = {"flag": False}
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    stop = sigterm_flag()
     t0 = t_ckpt = t_log = time.time()
     loss_sum = loss_n = frames = 0
     metrics: dict = {}
 
     def save_state():
-        atomic_torch_save(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "step": step,
-                "best": best,
-                "elapsed": elapsed0 + time.time() - t0,
-                "features": json.dumps(features),
-            },
-            state_path,
-        )
+        save_train_state(
+            state_path, model, opt, step, best, elapsed0 + time.time() - t0,
+            features=json.dumps(features),
+        )  # fmt: skip
 
     def export(m: dict):
         save_checkpoint(
