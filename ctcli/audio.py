@@ -36,7 +36,7 @@ def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     try:
         wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception:
-        wave, sr = _decode_fallback(data)
+        wave, sr = ffmpeg_decode(data)
     if wave.ndim == 2:
         wave = wave.mean(axis=1)
     if wave.size == 0:
@@ -54,9 +54,10 @@ def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def _decode_fallback(data: bytes) -> tuple[np.ndarray, int]:
-    """Formats libsndfile cannot read (e.g. MP3 on old builds, M4A) via ffmpeg
-    if it is installed."""
+def ffmpeg_decode(data: bytes) -> tuple[np.ndarray, int]:
+    """Any format ffmpeg reads (the fallback for what libsndfile cannot, e.g.
+    MP3 on old builds, M4A) as float32 [n, 1] mono at SAMPLE_RATE; InputError
+    when ffmpeg is missing or fails."""
     import shutil
     import subprocess
 

@@ -463,28 +463,13 @@ def codec_roundtrip(wave: np.ndarray, codec: str, bitrate: str) -> np.ndarray:
     )
     if enc.returncode != 0 or not enc.stdout:
         return wave
-    dec = subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "quiet",
-            "-i",
-            "pipe:0",
-            "-f",
-            "f32le",
-            "-ar",
-            str(SR),
-            "-ac",
-            "1",
-            "pipe:1",
-        ],
-        input=enc.stdout,
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    y = np.frombuffer(dec.stdout, dtype=np.float32)
-    return y.copy() if y.size else wave
+    from ctcli.audio import ffmpeg_decode
+    from ctcli.errors import InputError
+
+    try:
+        return ffmpeg_decode(enc.stdout)[0].ravel().copy()
+    except InputError:
+        return wave
 
 
 @dataclass
