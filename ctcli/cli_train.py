@@ -88,6 +88,20 @@ def register(app: typer.Typer) -> None:
                 "--gen-only", help="Only generate the shards, then exit.", rich_help_panel=DATA
             ),
         ] = False,
+        init: Annotated[
+            Path | None,
+            typer.Option(
+                help="Start a new run from this checkpoint's weights (same architecture).",
+                rich_help_panel=TRAIN,
+            ),
+        ] = None,
+        crop: Annotated[
+            str,
+            typer.Option(
+                help="Crop mode for a new data dir: median | fixed (an existing dir keeps its own).",
+                rich_help_panel=DATA,
+            ),
+        ] = "median",
         train_only: Annotated[
             bool,
             typer.Option(
@@ -108,6 +122,12 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"unknown --spec {spec!r}; known: {', '.join(SPECS)}")
         if amp not in AMP_MODES:
             raise UsageError(f"--amp must be one of {', '.join(AMP_MODES)}, not {amp!r}")
+        from ctcli.image import CROP_MODES
+
+        if crop not in CROP_MODES:
+            raise UsageError(f"--crop must be one of {', '.join(CROP_MODES)}, not {crop!r}")
+        if init is not None and not init.exists():
+            raise UsageError(f"--init {init}: no such file")
         if gen_only and train_only:
             raise UsageError("--gen-only and --train-only exclude each other")
         cfg = config_for(
@@ -125,6 +145,8 @@ def register(app: typer.Typer) -> None:
             device=device,
             amp=amp,
             manifest=str(manifest) if manifest else None,
+            init=str(init) if init else None,
+            crop=crop,
         )
         if device.startswith("cuda"):
             import torch

@@ -142,8 +142,7 @@ def evaluate(
     t0 = time.perf_counter()
     model = load_model(model_path, device=device)
     rep = EvalReport(load_s=time.perf_counter() - t0)
-    height = int(model.meta.get("features", {}).get("height", 32))
-    split = bool(model.meta.get("features", {}).get("split_lines", True))
+    line_opts = model.line_options
     decoders = {"greedy": lambda lp: _greedy(lp, model.labels, model.blank)}
     if "beam" in modes:
         decoders["beam"] = make_beam(model, beam_width, lm, alpha, beta)
@@ -159,7 +158,7 @@ def evaluate(
         for k, (_, gray, _) in enumerate(buf):
             if gray is None:
                 continue
-            for line in load_lines(gray, height, split=split):
+            for line in load_lines(gray, **line_opts):
                 arrays.append(line.array)
                 owners.append(k)
         lps = model.log_probs(arrays)

@@ -187,21 +187,44 @@ def _ink_bounds(mass: np.ndarray, lo_q: float = 0.005, hi_q: float = 0.995) -> t
     return a, min(max(b, a + 1), len(mass))
 
 
-def ink_mask(ink: np.ndarray) -> np.ndarray:
+CROP_MODES = ("fixed", "median")  # ink threshold for cropping; see ink_threshold
+
+
+def ink_threshold(ink: np.ndarray, crop: str = "fixed") -> float:
+    """Ink level above which a pixel counts as ink when cropping.
+
+    ``fixed``: 0.5 (what the first models were trained with). ``median``:
+    half the median level of the pixels clearly off the background (ink >
+    0.1), clamped to [0.1, 0.5]. It matters when a few dark specks set the
+    contrast scale and the text itself is fainter (the noise dots of
+    ``captcha`` images): at 0.5 only the specks count as ink and the crop cuts
+    the text away. On clean dark text both give 0.5 or close to it.
+    """
+    if crop == "fixed":
+        return 0.5
+    if crop != "median":
+        raise ValueError(f"unknown crop mode {crop!r} (expected one of {CROP_MODES})")
+    fg = ink[ink > 0.1]
+    if fg.size == 0:
+        return 0.5
+    return float(np.clip(np.median(fg) / 2, 0.1, 0.5))
+
+
+def ink_mask(ink: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Binary ink mask with speckle (isolated dots) removed when strokes are thick enough."""
     import cv2
 
-    mask = (ink > 0.5).astype(np.uint8)
+    mask = (ink > threshold).astype(np.uint8)
     opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     if opened.sum() >= 0.3 * mask.sum() and opened.any():
         return opened
     return mask
 
 
-def crop_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+def crop_box(ink: np.ndarray, crop: str = "fixed") -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1) box around the ink, with a margin; the whole image if blank."""
     h, w = ink.shape
-    mask = ink_mask(ink)
+    mask = ink_mask(ink, ink_threshold(ink, crop))
     if not mask.any():
         return 0, h, 0, w
     y0, y1 = _ink_bounds(mask.sum(axis=1))
@@ -222,12 +245,13 @@ def resize_to_height(ink: np.ndarray, height: int) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(out, dtype=np.float32), scale
 
 
-def preprocess_line(gray: np.ndarray, height: int) -> Line:
-    """One line image (uint8 gray) -> model-ready Line: normalise, crop to ink, resize."""
+def preprocess_line(gray: np.ndarray, height: int, crop: str = "fixed") -> Line:
+    """One line image (uint8 gray) -> model-ready Line: normalise, crop to ink
+    (`crop`: see ink_threshold), resize."""
     if gray.ndim != 2 or gray.size == 0:
         raise InputError("empty image")
     ink = normalise(gray)
-    y0, y1, x0, x1 = crop_box(ink)
+    y0, y1, x0, x1 = crop_box(ink, crop)
     arr, scale = resize_to_height(ink[y0:y1, x0:x1], height)
     return Line(arr, x0, y0, scale)
 
@@ -312,7 +336,9 @@ def _split_wide(line: Line, height: int) -> list[Line]:
     ]
 
 
-def load_lines(gray: np.ndarray, height: int, split: bool = True) -> list[Line]:
+def load_lines(
+    gray: np.ndarray, height: int, split: bool = True, crop: str = "fixed"
+) -> list[Line]:
     """Grayscale image -> model-ready lines in reading order (top to bottom, left to right).
 
     With ``split=False`` (or a single detected line) the whole image is one line.
@@ -320,12 +346,12 @@ def load_lines(gray: np.ndarray, height: int, split: bool = True) -> list[Line]:
     if gray.ndim != 2 or gray.size == 0:
         raise InputError("empty image")
     if not split:
-        return [preprocess_line(gray, height)]
+        return [preprocess_line(gray, height, crop)]
     ink = normalise(gray)
     bands = split_rows(ink)
     lines: list[Line] = []
     for y0, y1 in bands:
-        line = preprocess_line(gray[y0:y1], height)
+        line = preprocess_line(gray[y0:y1], height, crop)
         line.y0 += y0
         lines.extend(_split_wide(line, height))
     return lines

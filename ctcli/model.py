@@ -151,6 +151,12 @@ class ConvGRU(nn.Module):
         time_stride: input frames per output frame, 2 or 4. Character CTC
             needs about two output frames per character: x4 (40 ms) leaves
             fast synthetic speech about 1.4-2, x2 (20 ms) about 3-4.
+        lookahead: output frames of right context for the top layer (0 =
+            none). A depthwise convolution over the last GRU layer's outputs
+            at t .. t+lookahead, then a pointwise mix, residual and layer norm
+            (the "row convolution" of Deep Speech 2): a causal GRU otherwise
+            has to spell a sound before hearing what follows it. Adds
+            lookahead * time_stride * 10 ms to streaming latency.
     """
 
     def __init__(
@@ -161,6 +167,7 @@ class ConvGRU(nn.Module):
         rnn_hidden: int = 256,
         rnn_layers: int = 2,
         time_stride: int = 4,
+        lookahead: int = 0,
     ):
         super().__init__()
         if time_stride not in (2, 4):
@@ -179,6 +186,15 @@ class ConvGRU(nn.Module):
             nn.GRU(rnn_hidden, rnn_hidden, batch_first=True) for _ in range(rnn_layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(rnn_hidden) for _ in range(rnn_layers))
+        self.lookahead = int(lookahead)
+        if self.lookahead < 0:
+            raise ValueError(f"lookahead must be >= 0, not {lookahead}")
+        if self.lookahead:
+            self.ahead_dw = nn.Conv1d(
+                rnn_hidden, rnn_hidden, self.lookahead + 1, groups=rnn_hidden, bias=False
+            )
+            self.ahead_pw = nn.Linear(rnn_hidden, rnn_hidden)
+            self.ahead_norm = nn.LayerNorm(rnn_hidden)
         self.head = nn.Linear(rnn_hidden, n_classes)
 
     def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
@@ -186,27 +202,53 @@ class ConvGRU(nn.Module):
         half = torch.div(frames + 1, 2, rounding_mode="floor")
         return half if self.time_stride == 2 else torch.div(half + 1, 2, rounding_mode="floor")
 
-    def conv_frames(self, x: torch.Tensor) -> torch.Tensor:
-        """x: B x T x n_mels -> B x T/time_stride x C*F/4 (per-frame conv features)."""
-        f = self.conv(x.unsqueeze(1))  #              B x C x T/stride x F/4
+    def conv_frames(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: B x T x n_mels -> B x T/time_stride x C*F/4 (per-frame conv features).
+        With `lengths`, the first convolution's frames past each item's end are
+        zeroed, so the second one sees the same zero padding as the item alone."""
+        f = self.conv[1](self.conv[0](x.unsqueeze(1)))  # B x C x T/2 x F/2
+        if lengths is not None:
+            half = torch.div(lengths.to(f.device) + 1, 2, rounding_mode="floor")
+            keep = torch.arange(f.shape[2], device=f.device)[None, :] < half[:, None]
+            f = f * keep[:, None, :, None].to(f.dtype)
+        f = self.conv[3](self.conv[2](f))  #           B x C x T/stride x F/4
         b, c, t, fr = f.shape
         return f.permute(0, 2, 1, 3).reshape(b, t, c * fr)
 
     def recurrent(self, f: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
-        """Conv features B x T' x C*F/4 -> log-probs B x T' x V, carrying the
-        GRU states (one per layer) for chunked use."""
+        """Conv features B x T' x C*F/4 -> top GRU outputs B x T' x hidden, carrying
+        the GRU states (one per layer) for chunked use."""
         h = self.norm_in(torch.relu(self.proj(f)))  # B x T' x hidden
         new_state = []
         for i, (rnn, norm) in enumerate(zip(self.rnns, self.norms, strict=True)):
             y, s = rnn(h, None if state is None else state[i])
             h = norm(h + y)  #                          B x T' x hidden (residual)
             new_state.append(s)
-        return self.head(h).log_softmax(-1), new_state
+        return h, new_state
+
+    def top(self, h: torch.Tensor, end: bool = True) -> torch.Tensor:
+        """Top GRU outputs B x T' x hidden -> log-probs. With look-ahead, output t
+        reads h[t .. t+lookahead]: `end` pads zeros after the last frame (the
+        input is complete) and gives T' outputs; otherwise the last
+        `lookahead` frames are context only and T' - lookahead come out."""
+        if self.lookahead:
+            c = h.transpose(1, 2)  # B x hidden x T'
+            if end:
+                c = nn.functional.pad(c, (0, self.lookahead))
+            a = self.ahead_dw(c).transpose(1, 2)  # B x T'(-lookahead) x hidden
+            h = self.ahead_norm(h[:, : a.shape[1]] + self.ahead_pw(torch.relu(a)))
+        return self.head(h).log_softmax(-1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths).
-        Causal after the front end: padding after an item's end does not change its frames."""
-        return self.recurrent(self.conv_frames(x))[0]
+        Causal after the front end (and the look-ahead): given `lengths`,
+        padding after an item's end does not change its frames."""
+        h, _ = self.recurrent(self.conv_frames(x, lengths))
+        if self.lookahead and lengths is not None:
+            t_out = self.output_lengths(lengths.to(h.device))
+            keep = torch.arange(h.shape[1], device=h.device)[None, :] < t_out[:, None]
+            h = h * keep[..., None].to(h.dtype)  # the look-ahead sees zeros past each end
+        return self.top(h)
 
 
 ARCHS = {"crnn": CRNN, "asr_conv_gru": ConvGRU}
@@ -283,6 +325,17 @@ class LoadedModel:
     def height(self) -> int | None:
         """Input line height for image models."""
         return self.meta.get("features", {}).get("height")
+
+    @property
+    def line_options(self) -> dict:
+        """Keyword arguments of ctcli.image.load_lines that match this image
+        model's training data (height, line splitting, crop mode)."""
+        f = self.meta.get("features", {})
+        return {
+            "height": int(f.get("height", 32)),
+            "split": bool(f.get("split_lines", True)),
+            "crop": str(f.get("crop", "fixed")),  # checkpoints before crop modes: fixed
+        }
 
     def log_probs(self, batch: list[np.ndarray]) -> list[np.ndarray]:
         """Per-item float32 [T_i, V] natural-log posteriors, unpadded.

@@ -255,10 +255,7 @@ class Pipeline:
         """Cut p.gray into the runner's input lines (empty image: empty result)."""
         from ctcli.image import load_lines
 
-        feats = runner.model.meta.get("features", {})
-        lines = load_lines(
-            p.gray, int(feats.get("height", 32)), split=bool(feats.get("split_lines", True))
-        )
+        lines = load_lines(p.gray, **runner.model.line_options)
         p.runner = runner
         p.arrays = [ln.array for ln in lines]
         p.places = [(ln.x0, ln.scale) for ln in lines]

@@ -4,8 +4,8 @@ chunked acoustic model -> streaming decoder -> partial and final results.
 Exactness: for an utterance (a VAD segment), the streamed features, model
 outputs and final transcript equal offline processing of the same samples;
 the acoustic model runs chunk by chunk with its small fixed right context
-(the convolutional front end's 3 frames = 30 ms) and its recurrent state
-carried across chunks.
+(the convolutional front end's 3 frames = 30 ms, plus the model's top-layer
+look-ahead if it has one) and its recurrent state carried across chunks.
 
 Sources: a file (any format libsndfile reads, block by block, resampled on
 the fly), stdin (WAV or raw s16le), or the microphone (sounddevice, imported
@@ -162,6 +162,8 @@ class StreamingAcoustic:
         self.offset = 0  # global index of feats[0]
         self.k = 0  # next output frame to produce
         self.h = None
+        self.L = int(getattr(self.m, "lookahead", 0))
+        self.top_buf = None  # top-layer frames held back as look-ahead context
 
     def _run(self, final: bool) -> np.ndarray:
         torch, S = self.torch, self.S
@@ -171,6 +173,8 @@ class StreamingAcoustic:
         else:
             k_end = max(0, (n_in - 4) // S + 1)  # outputs whose inputs have all arrived
         if k_end <= self.k:
+            if final and self.top_buf is not None:
+                return self._top(None, final)
             return np.zeros((0, self.m.head.out_features), np.float32)  # no new frame yet
         w0 = max(0, S * (self.k - 2))
         w1 = n_in if final else min(n_in, S * k_end + 4)
@@ -179,13 +183,29 @@ class StreamingAcoustic:
             f = self.m.conv_frames(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device))
             first = self.k - w0 // S
             f = f[:, first : first + (k_end - self.k)]
-            lp, self.h = self.m.recurrent(f, self.h)
-            lp = lp[0].float().cpu().numpy()
+            h, self.h = self.m.recurrent(f, self.h)
+        lp = self._top(h, final)
         self.k = k_end
         keep = max(0, S * (self.k - 2) - self.offset)  # frames before the next window
         self.feats = self.feats[keep:]
         self.offset += keep
         return lp
+
+    def _top(self, h, final: bool) -> np.ndarray:
+        """Output frames for new top-layer frames h, holding back the last
+        `lookahead` of them until their right context has arrived."""
+        torch = self.torch
+        if self.L:
+            if self.top_buf is not None:
+                h = self.top_buf if h is None else torch.cat([self.top_buf, h], 1)
+            self.top_buf = None
+            if not final:
+                n = h.shape[1]
+                self.top_buf = h[:, max(0, n - self.L) :]
+                if n <= self.L:
+                    return np.zeros((0, self.m.head.out_features), np.float32)
+        with torch.inference_mode():
+            return self.m.top(h, end=final)[0].float().cpu().numpy()
 
     def push(self, frames: np.ndarray) -> np.ndarray:
         if frames.shape[0]:

@@ -59,11 +59,15 @@ class TrainConfig:
     threads: int = 1  # torch CPU threads
     device: str = "auto"
     amp: str = "auto"  # mixed precision: auto | bf16 | off (see amp_context)
+    # crop mode of ctcli.image.preprocess_line for new data; a data dir keeps
+    # the mode its shards were made with (preprocess.json; none: "fixed")
+    crop: str = "median"
     shards: int = 20  # shards expected (generated separately or on demand)
     shard_size: int = 10000
     alphabet: str | None = None  # labels (blank excluded); None: the generator's alphabet
     manifest: str | None = None  # labelled `path<TAB>text` file instead of a generator
     extra: dict = field(default_factory=dict)  # stored in the exported checkpoint
+    init: str | None = None  # start a new run from this checkpoint's weights (fine-tuning)
 
 
 # Model size per generator spec (TrainConfig defaults fit the 17-symbol captchas;
@@ -89,16 +93,39 @@ def config_for(spec: str, **kw) -> TrainConfig:
 # --------------------------------------------------------------------------- data
 
 
-def make_shard(spec: str, seed: int, n: int, height: int, path: str | os.PathLike) -> None:
-    """Generate n samples with generator seed `seed`, preprocess, write one .npz atomically."""
+PREPROCESS_FILE = "preprocess.json"  # in a data dir: {"crop": mode} its shards were made with
+
+
+def data_crop(data_dir: str | os.PathLike, crop: str) -> str:
+    """The crop mode of a data dir's shards. A new dir takes `crop` (recorded);
+    shards made before crop modes existed (no record) are "fixed"."""
+    d = Path(data_dir)
+    rec = d / PREPROCESS_FILE
+    if rec.exists():
+        return str(json.loads(rec.read_text(encoding="utf-8"))["crop"])
+    if any(d.glob("*.npz")):
+        return "fixed"
+    d.mkdir(parents=True, exist_ok=True)
+    rec.write_text(json.dumps({"crop": crop}) + "\n", encoding="utf-8")
+    return crop
+
+
+def make_shard(
+    spec: str, seed: int, n: int, height: int, path: str | os.PathLike, crop: str = "median"
+) -> None:
+    """Generate n samples with generator seed `seed`, preprocess, write one .npz atomically.
+    Every shard of a data dir must share one crop mode (see data_crop)."""
     from ctcli.image import preprocess_line, rgb_to_gray
     from ctcli.synth import get_generator
 
+    have = data_crop(Path(path).parent, crop)
+    if have != crop:
+        raise ValueError(f"{Path(path).parent} holds shards cropped {have!r}, not {crop!r}")
     gen = get_generator(spec)(seed)
     cols, widths, texts = [], [], []
     for i in range(n):
         s = gen.sample(i)
-        line = preprocess_line(rgb_to_gray(s.image), height)
+        line = preprocess_line(rgb_to_gray(s.image), height, crop)
         cols.append(np.round(line.array * 255).astype(np.uint8))
         widths.append(line.array.shape[1])
         texts.append(s.text)
@@ -120,15 +147,16 @@ def shard_path(data_dir: str, k: int) -> Path:
 
 def generate_shards(cfg: TrainConfig, first: int = 0, last: int | None = None, log=print) -> None:
     """Generate train shards first..last-1 (skipping existing ones) and the val shard."""
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop)
     val = Path(cfg.data_dir) / "val.npz"
     if not val.exists():
-        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val)
+        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val, cfg.crop)
     for k in range(first, cfg.shards if last is None else last):
         p = shard_path(cfg.data_dir, k)
         if p.exists():
             continue
         t = time.time()
-        make_shard(cfg.spec, SEEDS["train"][0] + k, cfg.shard_size, cfg.height, p)
+        make_shard(cfg.spec, SEEDS["train"][0] + k, cfg.shard_size, cfg.height, p, cfg.crop)
         log(f"shard {k} ({cfg.shard_size} images) in {time.time() - t:.0f}s -> {p}")
 
 
@@ -306,9 +334,12 @@ def make_manifest_shards(cfg: TrainConfig, val_fraction: float = 0.02, log=print
     for k in range(0, len(rest), cfg.shard_size):
         groups[f"train-{k // cfg.shard_size:04d}"] = rest[k : k + cfg.shard_size]
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop)
     for name, idx in groups.items():
         arrs = [
-            np.round(preprocess_line(items[i][0], cfg.height).array * 255).astype(np.uint8)
+            np.round(preprocess_line(items[i][0], cfg.height, cfg.crop).array * 255).astype(
+                np.uint8
+            )
             for i in idx
         ]
         tmp = Path(cfg.data_dir) / f"{name}.tmp.npz"
@@ -356,6 +387,7 @@ def export(model, cfg: TrainConfig, path: str, metrics: dict) -> None:
         features={
             "height": cfg.height,
             "preprocess": "ctcli.image.preprocess_line",
+            "crop": cfg.crop,
             "split_lines": cfg.spec.startswith("textline"),  # printed pages: one line each
             "ink": "high",
         },
@@ -427,6 +459,11 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         log(f"resumed from {state_path} at step {step} (best val seq-acc {best:.4f})")
     elif resume:
         log(f"no {state_path}; starting fresh")
+    if step == 0 and cfg.init:
+        from ctcli.model import load_model
+
+        model.load_state_dict(load_model(cfg.init).module.state_dict())
+        log(f"initial weights from {cfg.init}")
     torch.manual_seed(cfg.seed * 1_000_003 + step)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"config {json.dumps(asdict(cfg))}")
@@ -434,9 +471,11 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     log(f"device {device} ({amp_label}), threads {torch.get_num_threads()}, params {n_params:,}")
 
     # data: the val shard, and every train shard present (re-scanned as the generator adds more)
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop)
+    log(f"data {cfg.data_dir}, crop mode {cfg.crop}")
     val_path = Path(cfg.data_dir) / "val.npz"
     if not val_path.exists():
-        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val_path)
+        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val_path, cfg.crop)
     val = LineSet()
     val.add(val_path)
     data = LineSet()

@@ -60,6 +60,7 @@ class AsrConfig:
     rnn_layers: int = 3
     # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
     time_stride: int = 4
+    lookahead: int = 0  # output frames of top-layer right context (ConvGRU.lookahead)
     freq_masks: int = 2
     freq_mask_width: int = 12  # mel bins
     time_masks: int = 2
@@ -214,6 +215,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
         rnn_hidden=cfg.rnn_hidden,
         rnn_layers=cfg.rnn_layers,
         time_stride=cfg.time_stride,
+        lookahead=cfg.lookahead,
     )
     torch.manual_seed(cfg.seed)
     model = build_model("asr_conv_gru", **dims).to(device)

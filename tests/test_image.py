@@ -152,3 +152,28 @@ def test_clipped_neighbour_line_is_not_a_line():
     text(two, 35)
     text(two, 80)
     assert len(load_lines(two, 32)) == 2
+
+
+def test_median_crop_keeps_faint_text_among_dark_specks():
+    """Faint text plus a few darker specks (a captcha's noise dots): the fixed
+    0.5 threshold sees only the specks and crops the text away; median keeps it."""
+    from ctcli.image import crop_box, normalise
+
+    clean = _text_image(["12+34=46"], fg=170)  # light gray text on white
+    rows = np.flatnonzero((clean < 230).any(axis=1))
+    cols = np.flatnonzero((clean < 230).any(axis=0))
+    g = clean.copy()
+    rng = np.random.default_rng(0)
+    h, w = g.shape
+    for y, x in zip(rng.integers(h // 2, h - 3, 20), rng.integers(w // 2, w - 3, 20), strict=True):
+        g[y : y + 3, x : x + 3] = 0  # black specks, all in the lower right quarter
+    ink = normalise(g)
+    fy0, fy1, fx0, fx1 = crop_box(ink, "fixed")
+    oy0, oy1, ox0, ox1 = crop_box(ink, "median")
+    assert fx0 > cols.min() + 20  # the old crop starts among the specks
+    # within the crop's trim of the outermost 0.2% of ink (a faint glyph edge)
+    assert ox0 <= cols.min() + 3 and ox1 >= cols.max() - 3
+    assert oy0 <= rows.min() + 3 and oy1 >= rows.max() - 3
+    assert preprocess_line(g, 32, "median").array.shape[1] > preprocess_line(g, 32).array.shape[1]
+    with pytest.raises(ValueError):
+        crop_box(ink, "bogus")

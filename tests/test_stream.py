@@ -66,20 +66,22 @@ def tiny_asr(tiny_registry):
     return load_model(tiny_registry / "models" / "tiny-asr.pt")
 
 
-@pytest.fixture(scope="module", params=[2, 4])
+@pytest.fixture(scope="module", params=[(2, 0), (4, 0), (2, 3), (4, 1)])
 def asr_by_stride(request, tmp_path_factory):
-    """Random models with x2 and x4 time subsampling (the streaming windows differ)."""
+    """Random models with x2 and x4 time subsampling (the streaming windows
+    differ), without and with top-layer look-ahead (frames held back)."""
     import torch
 
     from ctcli.model import build_model, load_model, save_checkpoint
 
-    torch.manual_seed(request.param)
+    stride, ahead = request.param
+    torch.manual_seed(stride + 10 * ahead)
     dims = {"n_classes": 29, "n_mels": 40, "conv_channels": 4, "rnn_hidden": 16,
-            "rnn_layers": 2, "time_stride": request.param}  # fmt: skip
-    path = tmp_path_factory.mktemp("asr") / f"x{request.param}.pt"
+            "rnn_layers": 2, "time_stride": stride, "lookahead": ahead}  # fmt: skip
+    path = tmp_path_factory.mktemp("asr") / f"x{stride}-a{ahead}.pt"
     save_checkpoint(path, build_model("asr_conv_gru", **dims), arch="asr_conv_gru", dims=dims,
                     kind="audio", alphabet=["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"], blank=0,
-                    features={"n_mels": 40}, frame_stride=0.01 * request.param)  # fmt: skip
+                    features={"n_mels": 40}, frame_stride=0.01 * stride)  # fmt: skip
     return load_model(path)
 
 
@@ -99,6 +101,19 @@ def test_streaming_acoustic_equals_offline(asr_by_stride, T, seed):
     parts.append(s.finish())
     got = np.concatenate(parts)
     assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+
+
+@settings(max_examples=10, deadline=None)
+@given(T1=st.integers(1, 120), T2=st.integers(1, 120), seed=st.integers(0, 1000))
+def test_batch_padding_does_not_change_an_item(asr_by_stride, T1, T2, seed):
+    """A short item batched with a longer one (padded) reads exactly as alone,
+    look-ahead included: the top layer sees zeros past each item's end."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((T1, 40)).astype(np.float32)
+    b = rng.standard_normal((T2, 40)).astype(np.float32)
+    alone = asr_by_stride.log_probs([a])[0]
+    batched = asr_by_stride.log_probs([a, b])[0]
+    assert alone.shape == batched.shape and np.abs(alone - batched).max() < 1e-4
 
 
 def test_vad_finds_the_bursts():

@@ -29,7 +29,7 @@ def test_shard_contents_match_preprocessing(shards):
     ls.add(shard_path(str(shards), 0))
     arr, text = ls.get(3)
     s = ExprCaptchaGenerator(SEEDS["train"][0]).sample(3)
-    ref = preprocess_line(rgb_to_gray(s.image), 32).array
+    ref = preprocess_line(rgb_to_gray(s.image), 32, "median").array  # make_shard's default
     assert text == s.text and arr.shape == ref.shape
     assert np.abs(arr / 255.0 - ref).max() <= 1 / 255 + 1e-6
 
@@ -59,6 +59,37 @@ def test_fit_resume_export(shards, tmp_path):
     assert m.kind == "image" and m.labels[0] == "" and "".join(m.labels[1:]) == "0123456789+-*()="
     assert m.meta["rerank"] == "expr" and m.meta["default_lm"] == "expr-char"
     assert m.meta["features"]["height"] == 32 and m.frame_stride == 2.0
+    assert m.line_options == {"height": 32, "split": False, "crop": "median"}
+
+
+def test_data_dir_keeps_its_crop_mode(tmp_path):
+    from ctcli.train import PREPROCESS_FILE, data_crop
+
+    new = tmp_path / "new"
+    assert data_crop(new, "median") == "median" and (new / PREPROCESS_FILE).exists()
+    assert data_crop(new, "fixed") == "median"  # recorded: a later run cannot change it
+    with pytest.raises(ValueError, match="cropped 'median'"):
+        make_shard("expr", SEEDS["val"], 2, 32, new / "val.npz", crop="fixed")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "train-0000.npz").write_bytes(b"")  # shards from before crop modes
+    assert data_crop(legacy, "median") == "fixed"
+
+
+def test_init_weights_start_a_new_run(shards, tmp_path):
+    import torch
+
+    base = dict(data_dir=str(shards), steps=1, batch=8, shards=1, val_every=100, warmup=1,
+                lr=1e-9, **TINY)  # fmt: skip
+    fit(TrainConfig(run_dir=str(tmp_path / "a"), out=str(tmp_path / "a.pt"), **base),
+        log=lambda m: None)  # fmt: skip
+    logs: list[str] = []
+    fit(TrainConfig(run_dir=str(tmp_path / "b"), out=str(tmp_path / "b.pt"),
+                    init=str(tmp_path / "a.pt"), **base), log=logs.append)  # fmt: skip
+    assert any("initial weights" in m for m in logs)
+    a = dict(load_model(tmp_path / "a.pt").module.named_parameters())  # (BN buffers move)
+    b = dict(load_model(tmp_path / "b.pt").module.named_parameters())
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
 def test_deterministic(shards, tmp_path):
@@ -233,7 +264,9 @@ def test_cli_gen_only_then_train_only(tmp_path):
     r = CliRunner()
     res = r.invoke(app, [*base, "--shards", "1", "--gen-only"])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train-0000.npz", "val.npz"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "preprocess.json", "train-0000.npz", "val.npz"
+    ]
     assert not (tmp_path / "m.pt").exists()
     res = r.invoke(app, [*base, "--shards", "3", "--train-only"])
     assert res.exit_code == 0, res.output
