@@ -265,7 +265,9 @@ def test_cli_gen_only_then_train_only(tmp_path):
     res = r.invoke(app, [*base, "--shards", "1", "--gen-only"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
-        "preprocess.json", "train-0000.npz", "val.npz"
+        "preprocess.json",
+        "train-0000.npz",
+        "val.npz",
     ]
     assert not (tmp_path / "m.pt").exists()
     res = r.invoke(app, [*base, "--shards", "3", "--train-only"])
