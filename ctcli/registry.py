@@ -179,9 +179,76 @@ def refresh(paths: list[Path] | None = None) -> None:
         print(f"refreshed {manifest}", file=sys.stderr)
 
 
-if __name__ == "__main__":  # python -m ctcli.registry refresh
-    if sys.argv[1:] == ["refresh"]:
+def install(
+    name: str,
+    src: Path,
+    default_lm: str | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+) -> Path:
+    """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
+    optionally overridden, e.g. after tuning alpha and beta on a dev set) and
+    update its manifest entry: file, sha256, size, alphabet, default LM. A new
+    name gets a minimal entry; its description is left to the model card."""
+    import torch
+
+    ck = torch.load(src, map_location="cpu", weights_only=True)
+    if not isinstance(ck, dict) or "state_dict" not in ck or "kind" not in ck:
+        raise ModelLoadError(f"{src}: not a ctcli checkpoint")
+    for key, value in (("default_lm", default_lm), ("alpha", alpha), ("beta", beta)):
+        if value is not None:
+            ck[key] = value
+    dst = models_dir() / name / "model.pt"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(ck, tmp)
+    tmp.replace(dst)
+    manifest = models_dir() / "MANIFEST.json"
+    data = (
+        json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {"models": []}
+    )
+    entry = next((m for m in data["models"] if m["name"] == name), None)
+    if entry is None:
+        entry = {"name": name, "default": False, "description": f"see models/{name}/README.md"}
+        data["models"].append(entry)
+    entry.update(
+        kind=ck["kind"],
+        file=f"{name}/model.pt",
+        sha256=sha256_file(dst),
+        size=dst.stat().st_size,
+        alphabet="".join(ck["alphabet"][1:])
+        if ck.get("blank", 0) == 0
+        else "".join(ck["alphabet"]),
+    )
+    if ck.get("default_lm"):
+        entry["default_lm"] = ck["default_lm"]
+    tmp = manifest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(manifest)
+    print(f"installed {src} as {dst} ({entry['size']:,} bytes)", file=sys.stderr)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ctcli.registry refresh` | `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B]`."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m ctcli.registry")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("refresh", help="recompute sha256 and size of every manifest entry")
+    ins = sub.add_parser("install", help="bundle a trained checkpoint as models/NAME")
+    ins.add_argument("name")
+    ins.add_argument("checkpoint", type=Path)
+    ins.add_argument("--lm", dest="default_lm")
+    ins.add_argument("--alpha", type=float)
+    ins.add_argument("--beta", type=float)
+    a = ap.parse_args(argv)
+    if a.cmd == "refresh":
         refresh()
     else:
-        print("usage: python -m ctcli.registry refresh", file=sys.stderr)
-        sys.exit(2)
+        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -140,3 +140,27 @@ def test_audio_arch_runs(tmp_path):
 def test_atomic_save_leaves_no_temp(tmp_path):
     _save_tiny(tmp_path / "m.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypatch):
+    """`python -m ctcli.registry install` copies a checkpoint into the models
+    dir with new decoding defaults and updates sha256/size in the manifest."""
+    import json
+    import shutil
+
+    from ctcli.registry import find_model, main
+
+    mdir = tmp_path / "models"
+    shutil.copytree(tiny_registry / "models", mdir)
+    monkeypatch.setenv("CTCLI_MODELS_DIR", str(mdir))
+    src = tiny_registry / "models" / "tiny-img.pt"
+    assert main(["install", "new-img", str(src), "--lm", "x-char", "--alpha", "0.7"]) == 0
+    entry = find_model("new-img")
+    assert entry is not None and entry.verify() == "ok" and entry.kind == "image"
+    m = load_model(entry.path)
+    assert m.meta["default_lm"] == "x-char" and m.meta["alpha"] == 0.7
+    assert main(["install", "tiny-img", str(src), "--beta", "1.5"]) == 0  # existing entry
+    man = json.loads((mdir / "MANIFEST.json").read_text())
+    old = [e for e in man["models"] if e["name"] == "tiny-img"]
+    assert len(old) == 1 and old[0]["file"] == "tiny-img/model.pt" and old[0]["default"] is True
+    assert find_model("tiny-img").verify() == "ok"
