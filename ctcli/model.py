@@ -194,6 +194,8 @@ class ConvGRU(nn.Module):
                 rnn_hidden, rnn_hidden, self.lookahead + 1, groups=rnn_hidden, bias=False
             )
             self.ahead_pw = nn.Linear(rnn_hidden, rnn_hidden)
+            nn.init.zeros_(self.ahead_pw.weight)  # starts as a pass-through (warm starts)
+            nn.init.zeros_(self.ahead_pw.bias)
             self.ahead_norm = nn.LayerNorm(rnn_hidden)
         self.head = nn.Linear(rnn_hidden, n_classes)
 

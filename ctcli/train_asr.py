@@ -73,6 +73,10 @@ class AsrConfig:
     threads: int = 1
     device: str = "auto"
     amp: str = "auto"  # mixed precision: auto | bf16 | off (ctcli.train.amp_context)
+    # start a new run from this checkpoint: its weights where names and shapes
+    # match (layers it lacks, e.g. a new look-ahead, start fresh) and its
+    # feature normalisation
+    init: str = ""
 
 
 class Shards:
@@ -227,6 +231,18 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
         step, best, elapsed0 = int(st["step"]), float(st["best"]), float(st["elapsed"])
         features = json.loads(st["features"])
         log(f"resumed at step {step} (best val WER {best:.4f})")
+    elif cfg.init:
+        from ctcli.model import load_model
+
+        src = load_model(cfg.init)
+        own = model.state_dict()
+        take = {
+            k: v for k, v in src.module.state_dict().items() if k in own and own[k].shape == v.shape
+        }
+        model.load_state_dict(take, strict=False)
+        features = dict(src.meta["features"])
+        log(f"initial weights from {cfg.init}: {len(take)}/{len(own)} tensors; new: "
+            + (", ".join(sorted(set(own) - set(take))) or "none"))  # fmt: skip
     else:
         features["mean"], features["std"] = feature_stats(data)
     log(f"config {json.dumps(asdict(cfg))}")

@@ -74,3 +74,28 @@ def test_augment_shapes_and_batches():
     batches = train_asr.make_batches(lengths, 2000, rng)
     assert sorted(i for b in batches for i in b) == list(range(5))
     assert all(len(b) * max(lengths[b]) <= 2000 or len(b) == 1 for b in batches)
+
+
+def test_init_warm_starts_a_model_with_a_new_lookahead(tmp_path):
+    """--init copies every matching tensor and the feature statistics; a
+    look-ahead the source lacks starts as a pass-through, so the warm-started
+    model scores (nearly) as well as its source before any update."""
+    data = _shard(tmp_path, "train")
+    base = dict(data=str(data), val=str(data), frames_per_batch=2000, lr=3e-3, warmup=10,
+                conv_channels=4, rnn_hidden=32, rnn_layers=1, freq_masks=0, time_masks=0,
+                mel_warp=0.0, log_every=10)  # fmt: skip
+    src = train_asr.fit(train_asr.AsrConfig(out=str(tmp_path / "a.pt"), run_dir=str(tmp_path / "a"),
+                                            steps=150, val_every=150, **base), log=lambda m: None)  # fmt: skip
+    logs: list[str] = []
+    warm = train_asr.fit(
+        train_asr.AsrConfig(out=str(tmp_path / "b.pt"), run_dir=str(tmp_path / "b"), steps=1,
+                            val_every=1, lr=1e-9, init=str(tmp_path / "a.pt"), lookahead=2,
+                            **{k: v for k, v in base.items() if k != "lr"}),
+        log=logs.append,
+    )  # fmt: skip
+    assert any("initial weights" in m and "ahead_dw.weight" in m for m in logs)
+    assert warm["val_cer"] <= src["val_cer"] + 0.1
+    from ctcli.model import load_model
+
+    a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
+    assert b.module.lookahead == 2 and b.meta["features"]["mean"] == a.meta["features"]["mean"]
