@@ -77,8 +77,7 @@ def bench(a) -> int:
     t = time.perf_counter()
     model = load_model(path)
     warm = time.perf_counter() - t
-    height = int(model.meta["features"]["height"])
-    split = bool(model.meta["features"].get("split_lines", True))
+    line_opts = model.line_options  # height, line splitting and crop as in training
 
     gen = get_generator(a.spec)(a.seed)
     samples = [gen.sample(i) for i in range(a.n)]
@@ -98,7 +97,7 @@ def bench(a) -> int:
             arrays, owner = [], []
             for k, x in enumerate(src):
                 g = decode_image(x) if from_png else x
-                lines = load_lines(g, height, split=split)
+                lines = load_lines(g, **line_opts)
                 arrays.extend(ln.array for ln in lines)
                 owner.extend([k] * len(lines))
             texts = [[] for _ in src]
