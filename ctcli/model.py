@@ -132,6 +132,15 @@ class CRNN(nn.Module):
 # --------------------------------------------------------------------------- audio
 
 
+def _zero_past(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """x (batch first) with every frame at or after each item's length set to zero."""
+    t = torch.arange(x.shape[time_dim], device=x.device)
+    keep = t[None, :] < lengths.to(x.device)[:, None]  # B x T
+    shape = [1] * x.dim()
+    shape[0], shape[time_dim] = keep.shape
+    return x * keep.view(shape).to(x.dtype)
+
+
 class ConvGRU(nn.Module):
     """Streaming-friendly acoustic model: conv subsampling (x2 or x4 in time),
     then a stack of unidirectional GRU layers, each with a residual connection
@@ -210,9 +219,7 @@ class ConvGRU(nn.Module):
         zeroed, so the second one sees the same zero padding as the item alone."""
         f = self.conv[1](self.conv[0](x.unsqueeze(1)))  # B x C x T/2 x F/2
         if lengths is not None:
-            half = torch.div(lengths.to(f.device) + 1, 2, rounding_mode="floor")
-            keep = torch.arange(f.shape[2], device=f.device)[None, :] < half[:, None]
-            f = f * keep[:, None, :, None].to(f.dtype)
+            f = _zero_past(f, torch.div(lengths + 1, 2, rounding_mode="floor"), time_dim=2)
         f = self.conv[3](self.conv[2](f))  #           B x C x T/stride x F/4
         b, c, t, fr = f.shape
         return f.permute(0, 2, 1, 3).reshape(b, t, c * fr)
@@ -246,10 +253,8 @@ class ConvGRU(nn.Module):
         Causal after the front end (and the look-ahead): given `lengths`,
         padding after an item's end does not change its frames."""
         h, _ = self.recurrent(self.conv_frames(x, lengths))
-        if self.lookahead and lengths is not None:
-            t_out = self.output_lengths(lengths.to(h.device))
-            keep = torch.arange(h.shape[1], device=h.device)[None, :] < t_out[:, None]
-            h = h * keep[..., None].to(h.dtype)  # the look-ahead sees zeros past each end
+        if self.lookahead and lengths is not None:  # the look-ahead sees zeros past each end
+            h = _zero_past(h, self.output_lengths(lengths), time_dim=1)
         return self.top(h)
 
 

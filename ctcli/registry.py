@@ -159,6 +159,13 @@ def lm_unigrams(entry: Entry | None) -> Path | None:
     return p if p.is_file() else None
 
 
+def _write_manifest(manifest: Path, data: dict) -> None:
+    """Replace a manifest atomically (written beside it, then renamed)."""
+    tmp = manifest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(manifest)
+
+
 def refresh(paths: list[Path] | None = None) -> None:
     """Recompute sha256 and size of every manifest entry (after retraining)."""
     for manifest, key in (
@@ -173,9 +180,7 @@ def refresh(paths: list[Path] | None = None) -> None:
             if f.is_file():
                 item["sha256"] = sha256_file(f)
                 item["size"] = f.stat().st_size
-        tmp = manifest.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(manifest)
+        _write_manifest(manifest, data)
         print(f"refreshed {manifest}", file=sys.stderr)
 
 
@@ -192,6 +197,8 @@ def install(
     name gets a minimal entry; its description is left to the model card."""
     import torch
 
+    from ctcli.model import atomic_torch_save
+
     ck = torch.load(src, map_location="cpu", weights_only=True)
     if not isinstance(ck, dict) or "state_dict" not in ck or "kind" not in ck:
         raise ModelLoadError(f"{src}: not a ctcli checkpoint")
@@ -199,10 +206,7 @@ def install(
         if value is not None:
             ck[key] = value
     dst = models_dir() / name / "model.pt"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(ck, tmp)
-    tmp.replace(dst)
+    atomic_torch_save(ck, dst)
     manifest = models_dir() / "MANIFEST.json"
     data = (
         json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {"models": []}
@@ -216,15 +220,11 @@ def install(
         file=f"{name}/model.pt",
         sha256=sha256_file(dst),
         size=dst.stat().st_size,
-        alphabet="".join(ck["alphabet"][1:])
-        if ck.get("blank", 0) == 0
-        else "".join(ck["alphabet"]),
+        alphabet="".join(c for i, c in enumerate(ck["alphabet"]) if i != ck.get("blank", 0)),
     )
     if ck.get("default_lm"):
         entry["default_lm"] = ck["default_lm"]
-    tmp = manifest.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(manifest)
+    _write_manifest(manifest, data)
     print(f"installed {src} as {dst} ({entry['size']:,} bytes)", file=sys.stderr)
     return dst
 

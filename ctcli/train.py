@@ -298,6 +298,25 @@ def sigterm_flag() -> dict:
     return stop
 
 
+def warm_start(model, path: str, strict: bool = True) -> tuple:
+    """Copy a checkpoint's weights into `model` before training (`--init`).
+    strict: the architectures must match exactly. Otherwise every tensor
+    whose name and shape match is copied and the others keep their fresh
+    initialisation (e.g. a layer the checkpoint lacks). Returns (the loaded
+    checkpoint, names of the tensors left fresh)."""
+    from ctcli.model import load_model
+
+    src = load_model(path)
+    theirs = src.module.state_dict()
+    if strict:
+        model.load_state_dict(theirs)
+        return src, []
+    own = model.state_dict()
+    take = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    return src, sorted(set(own) - set(take))
+
+
 def resolve_device(device: str) -> str:
     import torch
 
@@ -460,18 +479,16 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     elif resume:
         log(f"no {state_path}; starting fresh")
     if step == 0 and cfg.init:
-        from ctcli.model import load_model
-
-        model.load_state_dict(load_model(cfg.init).module.state_dict())
+        warm_start(model, cfg.init)
         log(f"initial weights from {cfg.init}")
     torch.manual_seed(cfg.seed * 1_000_003 + step)
     n_params = sum(p.numel() for p in model.parameters())
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop)  # the data dir's own mode wins
     log(f"config {json.dumps(asdict(cfg))}")
     amp_ctx, amp_label = amp_context(device, cfg.amp)
     log(f"device {device} ({amp_label}), threads {torch.get_num_threads()}, params {n_params:,}")
 
     # data: the val shard, and every train shard present (re-scanned as the generator adds more)
-    cfg.crop = data_crop(cfg.data_dir, cfg.crop)
     log(f"data {cfg.data_dir}, crop mode {cfg.crop}")
     val_path = Path(cfg.data_dir) / "val.npz"
     if not val_path.exists():

@@ -32,6 +32,7 @@ from ctcli.train import (  # shared with the image trainer
     resolve_device,
     save_train_state,
     sigterm_flag,
+    warm_start,
 )
 
 ALPHABET = ["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]  # index 0 is the CTC blank
@@ -232,17 +233,11 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print) -> dict:
         features = json.loads(st["features"])
         log(f"resumed at step {step} (best val WER {best:.4f})")
     elif cfg.init:
-        from ctcli.model import load_model
-
-        src = load_model(cfg.init)
-        own = model.state_dict()
-        take = {
-            k: v for k, v in src.module.state_dict().items() if k in own and own[k].shape == v.shape
-        }
-        model.load_state_dict(take, strict=False)
+        src, fresh = warm_start(model, cfg.init, strict=False)
         features = dict(src.meta["features"])
-        log(f"initial weights from {cfg.init}: {len(take)}/{len(own)} tensors; new: "
-            + (", ".join(sorted(set(own) - set(take))) or "none"))  # fmt: skip
+        n = len(model.state_dict())
+        log(f"initial weights from {cfg.init}: {n - len(fresh)}/{n} tensors; new: "
+            + (", ".join(fresh) or "none"))  # fmt: skip
     else:
         features["mean"], features["std"] = feature_stats(data)
     log(f"config {json.dumps(asdict(cfg))}")
