@@ -177,3 +177,31 @@ def test_median_crop_keeps_faint_text_among_dark_specks():
     assert preprocess_line(g, 32, "median").array.shape[1] > preprocess_line(g, 32).array.shape[1]
     with pytest.raises(ValueError):
         crop_box(ink, "bogus")
+
+
+def test_grow_crop_keeps_small_marks_at_the_ends_and_drops_far_specks():
+    """A line's ends often carry little ink (a trailing comma, a closing
+    bracket): the quantile crop trims them while the label keeps them. `grow`
+    takes back every blob joined to the line, and nothing far from it."""
+    from ctcli.image import GROW_GAP, GROW_Y, crop_box, normalise
+
+    g = np.full((80, 600), 255, np.uint8)
+    g[30:50, 100:420] = 0  # the line's body: 20 px high
+    g[44:56, 426:428] = 0  # a comma 6 px to the right, its tail 6 px below the body
+    g[40:42, 431:433] = 0  # and a 2x2 dot beyond it (joins through the comma)
+    far = 433 + int(GROW_GAP * 20) + 8
+    g[40:44, far : far + 2] = 0  # a mark too far right to belong to the line
+    g[10, 60] = 0  # a one-pixel speck
+    g[16:30, 200:202] = 0  # a clipped neighbouring line touching the body from above
+    ink = normalise(g)
+    my0, my1, mx0, mx1 = crop_box(ink, "median")
+    gy0, gy1, gx0, gx1 = crop_box(ink, "grow")
+    assert mx1 < 426  # the quantile crop cuts the comma off
+    assert 433 <= gx1 < far  # grow keeps comma and dot, not the far mark
+    assert gy1 >= 56 and my1 < 56  # the comma's tail
+    assert gx0 > 60 - 3 and gx0 <= 100  # the speck is ignored
+    m = gy1 - 56  # the margin
+    assert gy0 == 30 - int(round(GROW_Y * 20)) - m  # the neighbour: growth stops at GROW_Y
+    line = preprocess_line(g, 32, "grow")
+    assert (line.x0, line.y0) == (gx0, gy0)
+    assert line.array.shape[1] == round((gx1 - gx0) * 32 / (gy1 - gy0))
