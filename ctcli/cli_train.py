@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         crop: Annotated[
             str,
             typer.Option(
-                help="Crop mode for a new data dir: median | fixed (an existing dir keeps its own).",
+                help="Crop mode for a new data dir: median | grow | fixed (an existing dir keeps its own).",
                 rich_help_panel=DATA,
             ),
         ] = "median",
