@@ -60,6 +60,7 @@ class _Config:
     pruning: PruningOptions
     oov_score: float
     oov_char_score: float = DEFAULT_OOV_CHAR_SCORE
+    lm_sentence: bool = True  # False: the LM starts from no context and no </s> is scored
 
 
 class Decoder:
@@ -96,7 +97,7 @@ class Decoder:
         if cfg.lm is not None:
             from ctcli.lm import KenLM
 
-            self.lm = KenLM(cfg.lm)
+            self.lm = KenLM(cfg.lm, sentence=cfg.lm_sentence)
             if cfg.lm_unit == "word":
                 mode = 1
                 trie_child, trie_best, trie_word = self._build_vocab_trie(cfg)
@@ -343,9 +344,11 @@ class Decoder:
                         s = float(self.cfg.oov_score) + float(self.cfg.oov_char_score) * plen
                     lmln += s
                     nw += 1
-                lmln += lm.end_score(st)
+                if self.cfg.lm_sentence:
+                    lmln += lm.end_score(st)
             elif self.mode == 2:
-                lmln += lm.end_score(int(ni[nd, B.LMSTATE]))
+                if self.cfg.lm_sentence:
+                    lmln += lm.end_score(int(ni[nd, B.LMSTATE]))
             else:
                 if ni[nd, B.PLEN] > 0:
                     nw += 1

@@ -275,6 +275,7 @@ def build_decoder(
     n_best: int = DEFAULT_N_BEST,
     oov_score: float = DEFAULT_OOV_SCORE,
     oov_char_score: float = DEFAULT_OOV_CHAR_SCORE,
+    lm_sentence: bool = True,
     **pruning_options: Any,
 ) -> Decoder:
     """Build a CTC prefix beam search decoder.
@@ -296,6 +297,12 @@ def build_decoder(
         oov_score: ln-score of an out-of-vocabulary word (word LM), to which
             ``oov_char_score`` is added per letter: long made-up words cost
             more, so the search does not glue words together to save costs.
+        lm_sentence: the text is a whole sentence: the LM starts at ``<s>``
+            and ``ln P(</s>)`` is added at the end. False for text that
+            starts and ends anywhere in a sentence (a printed line cut from a
+            page): no start context and no end-of-sentence term, so the LM
+            does not push a line's first letter to a capital or its last
+            comma to a period.
         **pruning_options: Fields of :class:`PruningOptions`.
 
     Raises:
@@ -326,6 +333,7 @@ def build_decoder(
         pruning=pruning,
         oov_score=float(oov_score),
         oov_char_score=float(oov_char_score),
+        lm_sentence=bool(lm_sentence),
     )
     return Decoder(cfg)
 

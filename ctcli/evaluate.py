@@ -103,6 +103,7 @@ def make_beam(model, beam_width: int, lm: str | None, alpha: float | None, beta:
         beam_width=beam_width,
         lm_unit=unit,
         n_best=EXPR_NBEST if rerank == "expr" else 1,
+        lm_sentence=bool(meta.get("lm_sentence", True)),
     )
 
     def run(lp: np.ndarray) -> str:

@@ -116,12 +116,15 @@ class KenLM:
 
     Args:
         path: ARPA or KenLM binary file.
+        sentence: state 0 (where every search starts) is the sentence start
+            ``<s>``; False: no context at all, for text that starts anywhere
+            in a sentence (a line cut from a page).
 
     Raises:
         LMLoadError: the file is missing or KenLM cannot load it.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, sentence: bool = True) -> None:
         p = Path(path)
         if not p.is_file():
             raise LMLoadError(f"language model not found: {p}")
@@ -138,10 +141,11 @@ class KenLM:
         self._kenlm = kenlm
         bos = kenlm.State()
         self.model.BeginSentenceWrite(bos)
-        self.states: list = [bos]  # id -> kenlm.State; id 0 is the sentence start
-        self._ids: dict = {bos: 0}
         self._null = kenlm.State()
         self.model.NullContextWrite(self._null)
+        start = bos if sentence else self._null
+        self.states: list = [start]  # id -> kenlm.State; id 0 is the start
+        self._ids: dict = {start: 0}
 
     def __getstate__(self):  # pragma: no cover - worker processes reload by path
         raise TypeError("KenLM objects are not pickled; reload the model from its path")

@@ -172,6 +172,7 @@ class Pipeline:
             hotwords=list(o.hotwords) or None,
             lm_unit=unit,
             n_best=n_best,
+            lm_sentence=bool(meta.get("lm_sentence", True)),
         )
 
     # ---------------------------------------------------------------- outputs

@@ -190,6 +190,7 @@ def install(
     default_lm: str | None = None,
     alpha: float | None = None,
     beta: float | None = None,
+    lm_sentence: bool | None = None,
 ) -> Path:
     """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
     optionally overridden, e.g. after tuning alpha and beta on a dev set) and
@@ -202,7 +203,8 @@ def install(
     ck = torch.load(src, map_location="cpu", weights_only=True)
     if not isinstance(ck, dict) or "state_dict" not in ck or "kind" not in ck:
         raise ModelLoadError(f"{src}: not a ctcli checkpoint")
-    for key, value in (("default_lm", default_lm), ("alpha", alpha), ("beta", beta)):
+    overrides = (("default_lm", default_lm), ("alpha", alpha), ("beta", beta))
+    for key, value in overrides + (("lm_sentence", lm_sentence),):
         if value is not None:
             ck[key] = value
     dst = models_dir() / name / "model.pt"
@@ -242,11 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument("--lm", dest="default_lm")
     ins.add_argument("--alpha", type=float)
     ins.add_argument("--beta", type=float)
+    ins.add_argument(
+        "--lm-sentence",
+        choices=["yes", "no"],
+        help="yes: outputs are whole sentences for the LM (<s> ... </s>); no: spans (text lines)",
+    )
     a = ap.parse_args(argv)
     if a.cmd == "refresh":
         refresh()
     else:
-        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta)
+        sent = None if a.lm_sentence is None else a.lm_sentence == "yes"
+        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent)
     return 0
 
 

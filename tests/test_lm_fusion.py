@@ -188,3 +188,24 @@ def test_bundled_binary_lm_finds_its_unigrams():
     lp = word_frames("the cat", ambiguous={"p": 0.5, "t": 0.4}, labels=labels)
     assert build_decoder(labels).decode(lp).text == "the cap"
     assert dec.decode(lp).text == "the cat"
+
+
+def test_lm_sentence_false_drops_the_sentence_boundaries(tmp_path):
+    """A char LM trained on whole sentences thinks every text ends in '.':
+    a printed line cut mid-sentence that ends in ',' would be 'corrected'.
+    With lm_sentence=False the search starts from no context and scores no
+    </s>, so the acoustically better ',' stays."""
+    from ctcli.lmbuild import build_lm
+
+    arpa = tmp_path / "punct.arpa"
+    build_lm(
+        ["b a, b.", "b, b a."] * 5, arpa, order=3, unit="char", normalize="none"
+    )  # ' a': ',' or '.'
+    labels = ["", " ", "a", "b", ",", "."]
+    lp = word_frames("b a,", ambiguous={",": 0.5, ".": 0.4}, labels=labels)
+    kw = dict(lm=arpa, alpha=1.0, beta=0.0, lm_unit="char")
+    assert build_decoder(labels).decode(lp).text == "b a,"
+    assert build_decoder(labels, **kw).decode(lp).text == "b a."  # </s> after ',' is unlikely
+    r = build_decoder(labels, lm_sentence=False, **kw).decode(lp)
+    assert r.text == "b a,"
+    assert KenLM(arpa, sentence=False).end_score(0) != KenLM(arpa).end_score(0)  # starts differ
