@@ -321,7 +321,7 @@ class Pipeline:
             special, general = router
             rerouted = []
             for p in todo:
-                if p.runner is special and p.gray is not None and not _checks(p.decoded):
+                if p.runner is special and p.gray is not None and not _checks(p.decoded, p.arrays):
                     p.result = None
                     self._image_lines(p, general)
                     if p.result is None:
@@ -411,20 +411,43 @@ def _audio_seconds(path: Path) -> float:
         return 0.0
 
 
-def _checks(decoded: list) -> bool:
-    """True when a captcha reading verifies itself: one line, and the best
-    hypothesis or an n-best entry *as read* is a well-formed expression whose
-    stated result is right. (Recomputing the result would make almost any
-    digit string "valid"; printed text read by the captcha model almost never
-    states a correct result by chance.)"""
+# When does an image go to the captcha model (see _checks)? Measured with the
+# bundled ocr-expr on 1,300 captchas and 600 rendered English lines (seeds
+# 700000 and 710000): 9 English lines had a correct sum in their n-best;
+# 4 of those read with a confidence (DecodeResult.conf) below 0.07, 3 were
+# bare `d=d`; one captcha that verified read at 0.15, the next lowest at 0.41.
+# Captcha lines preprocessed for ocr-expr are at most 4.3 times as wide as high
+# (`captcha` draws 160-260 x 60-80 px); a long printed line is far wider.
+ROUTE_MIN_CONF = 0.1
+ROUTE_MAX_ASPECT = 8.0  # about twice the widest training captcha
+
+
+def _checks(decoded: list, arrays: list | None = None) -> bool:
+    """True when a captcha reading verifies itself: one line, not much wider
+    than a captcha (ROUTE_MAX_ASPECT), read with some confidence
+    (ROUTE_MIN_CONF), and the best hypothesis or an n-best entry *as read* is
+    a well-formed expression with at least one operator whose stated result
+    is right. (Recomputing the result would make almost any digit string
+    "valid"; printed text read by the captcha model rarely states a correct
+    sum by chance, and then mostly a trivial one like ``2=2`` read from a
+    short word, or with a low confidence.)"""
     from ctcli.exprcheck import parse_and_check
 
     if len(decoded) != 1:
         return False
+    if arrays and arrays[0].shape[1] > ROUTE_MAX_ASPECT * arrays[0].shape[0]:
+        return False
     r = decoded[0]
-    return any(
-        parse_and_check(t) for t in [r.text, *(h.text for h in getattr(r, "nbest", []) or [])]
-    )
+    if getattr(r, "conf", 1.0) < ROUTE_MIN_CONF:
+        return False
+    texts = [r.text, *(h.text for h in getattr(r, "nbest", []) or [])]
+    return any(parse_and_check(t) and _has_operator(t) for t in texts)
+
+
+def _has_operator(text: str) -> bool:
+    """An operator on the left-hand side (a leading minus sign does not count)."""
+    lhs = text.split("=", 1)[0].lstrip("(-")
+    return any(op in lhs for op in "+-*")
 
 
 def _rerank_expr(

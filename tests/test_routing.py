@@ -92,3 +92,29 @@ def test_greedy_routing(routed_registry):
     recs = _transcribe(["--greedy", str(text), *(str(p) for p, _ in caps)])
     assert recs[0]["model"] == "general"
     assert sum(r["model"] == "ocr-expr" for r in recs[1:]) >= 2
+
+
+def test_route_check_needs_an_operator_confidence_and_a_captcha_shape():
+    """Printed words read by the captcha model can spell a correct sum by
+    chance (`2=2`, a low-confidence `4-1=3`) or be far wider than a captcha:
+    none of those may route an image to the captcha model."""
+    import numpy as np
+
+    from ctcli.decoder import DecodeResult, Hypothesis
+    from ctcli.pipeline import ROUTE_MAX_ASPECT, ROUTE_MIN_CONF, _checks
+
+    def dec(text, conf=0.9, nbest=()):
+        return [
+            DecodeResult(text, -5.0, conf, nbest=[Hypothesis(t, -6.0, -6.0, 0.0) for t in nbest])
+        ]
+
+    line = [np.zeros((32, 120), np.float32)]
+    assert _checks(dec("4-1=3"), line)
+    assert _checks(dec("(1-3)*3=-6"), line)
+    assert _checks(dec("4-1=2", nbest=["4-1=3"]), line)  # an n-best entry as read
+    assert not _checks(dec("4-1=2"), line)  # wrong result
+    assert not _checks(dec("2=2"), line) and not _checks(dec("-3=-3"), line)  # no operator
+    assert not _checks(dec("4-1=3", conf=ROUTE_MIN_CONF / 2), line)
+    wide = [np.zeros((32, int(32 * ROUTE_MAX_ASPECT) + 8), np.float32)]
+    assert not _checks(dec("4-1=3"), wide)
+    assert not _checks(dec("4-1=3") * 2, line)  # two lines
