@@ -103,6 +103,26 @@ class CRNN(nn.Module):
         # (a 1-channel input cannot carry the layout; the weights select it)
         self.cnn.to(memory_format=torch.channels_last)
 
+    def _cnn_masked(self, x: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+        """The CNN on a padded batch, each item's columns past its own width
+        zeroed after every block: BatchNorm turns the zero padding into
+        non-zero activations, which the next convolution would see at the
+        line's right edge where a lone line sees zeros. With the mask an item
+        gets the same features in any batch as alone."""
+        w = widths.to(x.device).view(-1, 1, 1, 1)
+        for layer in self.cnn:
+            x = layer(x)
+            if isinstance(layer, nn.MaxPool2d):
+                kw = (
+                    layer.kernel_size
+                    if isinstance(layer.kernel_size, int)
+                    else layer.kernel_size[1]
+                )
+                w = torch.div(w, kw, rounding_mode="floor")
+            cols = torch.arange(x.shape[-1], device=x.device).view(1, 1, 1, -1)
+            x = x * (cols < w).to(x.dtype)
+        return x
+
     @staticmethod
     def output_lengths(widths: torch.Tensor) -> torch.Tensor:
         """Frames produced for input widths (px): one per 2 px."""
@@ -113,7 +133,10 @@ class CRNN(nn.Module):
 
         Returns log-probabilities B x T x V, T = W // 2.
         """
-        f = self.cnn(x)  #                          B x C x H/16 x T
+        if widths is not None and x.shape[0] > 1:
+            f = self._cnn_masked(x, widths)
+        else:
+            f = self.cnn(x)  #                      B x C x H/16 x T
         b, c, h, t = f.shape
         f = f.permute(0, 3, 1, 2).reshape(b, t, c * h)  # B x T x C*H/16
         f = self.proj(f)  #                          B x T x 2*hidden

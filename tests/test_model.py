@@ -164,3 +164,33 @@ def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypa
     old = [e for e in man["models"] if e["name"] == "tiny-img"]
     assert len(old) == 1 and old[0]["file"] == "tiny-img/model.pt" and old[0]["default"] is True
     assert find_model("tiny-img").verify() == "ok"
+
+
+def test_crnn_reads_a_line_the_same_alone_or_in_a_padded_batch():
+    """BatchNorm makes zero padding non-zero; without the per-block width mask
+    a line's last frames (its trailing punctuation) changed with the width of
+    whatever it was batched with."""
+    import numpy as np
+    import torch
+
+    from ctcli.model import CRNN
+
+    torch.manual_seed(0)
+    net = CRNN(n_classes=7, height=32, channels=(4, 4, 8, 8), rnn_hidden=8).eval()
+    for m in net.modules():  # non-trivial running statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+    rng = np.random.default_rng(0)
+    widths = [37, 64, 90, 41, 128]
+    lines = [torch.from_numpy(rng.random((32, w), dtype=np.float32)) for w in widths]
+    x = torch.zeros(len(lines), 1, 32, max(widths))
+    for j, a in enumerate(lines):
+        x[j, 0, :, : a.shape[1]] = a
+    with torch.inference_mode():
+        batch = net(x, torch.tensor(widths))
+        for j, a in enumerate(lines):
+            alone = net(a[None, None], torch.tensor([a.shape[1]]))[0]
+            t = a.shape[1] // 2
+            assert torch.allclose(batch[j, :t], alone[:t], atol=1e-5), widths[j]
