@@ -45,6 +45,15 @@ CHECKPOINT_KEYS = (
 # --------------------------------------------------------------------------- CRNN
 
 
+def _zero_past(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """x (batch first) with every frame at or after each item's length set to zero."""
+    t = torch.arange(x.shape[time_dim], device=x.device)
+    keep = t[None, :] < lengths.to(x.device)[:, None]  # B x T
+    shape = [1] * x.dim()
+    shape[0], shape[time_dim] = keep.shape
+    return x * keep.view(shape).to(x.dtype)
+
+
 def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
@@ -109,7 +118,7 @@ class CRNN(nn.Module):
         non-zero activations, which the next convolution would see at the
         line's right edge where a lone line sees zeros. With the mask an item
         gets the same features in any batch as alone."""
-        w = widths.to(x.device).view(-1, 1, 1, 1)
+        w = widths
         for layer in self.cnn:
             x = layer(x)
             if isinstance(layer, nn.MaxPool2d):
@@ -119,8 +128,7 @@ class CRNN(nn.Module):
                     else layer.kernel_size[1]
                 )
                 w = torch.div(w, kw, rounding_mode="floor")
-            cols = torch.arange(x.shape[-1], device=x.device).view(1, 1, 1, -1)
-            x = x * (cols < w).to(x.dtype)
+            x = _zero_past(x, w, time_dim=3)
         return x
 
     @staticmethod
@@ -153,15 +161,6 @@ class CRNN(nn.Module):
 
 
 # --------------------------------------------------------------------------- audio
-
-
-def _zero_past(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
-    """x (batch first) with every frame at or after each item's length set to zero."""
-    t = torch.arange(x.shape[time_dim], device=x.device)
-    keep = t[None, :] < lengths.to(x.device)[:, None]  # B x T
-    shape = [1] * x.dim()
-    shape[0], shape[time_dim] = keep.shape
-    return x * keep.view(shape).to(x.dtype)
 
 
 class ConvGRU(nn.Module):
