@@ -74,13 +74,13 @@ clean:
 .PHONY: train-ocr-expr eval-ocr-expr
 train-ocr-expr: install
 	$(CTCLI) train --spec expr --shards 6 --shard-size 10000 --steps 8000 --batch 32 --lr 0.002 \
-	  --seed 1 --threads 1 --crop fixed --out runs/ocr-expr/stage1.pt --run-dir runs/ocr-expr \
+	  --seed 1 --threads 1 --crop fixed --no-mask --out runs/ocr-expr/stage1.pt --run-dir runs/ocr-expr \
 	  --data-dir data/ocr-expr --resume
 	$(CTCLI) train --spec expr --shards 10 --shard-size 10000 --steps 16000 --batch 32 --lr 0.001 \
-	  --seed 1 --threads 1 --crop median --init runs/ocr-expr/stage1.pt --out runs/ocr-expr2/model.pt \
+	  --seed 1 --threads 1 --crop median --no-mask --init runs/ocr-expr/stage1.pt --out runs/ocr-expr2/model.pt \
 	  --run-dir runs/ocr-expr2 --data-dir data/ocr-expr2 --resume
 	$(CTCLI) train --spec expr --shards 30 --shard-size 10000 --steps 16000 --batch 32 --lr 0.0005 \
-	  --seed 3 --threads 1 --init runs/ocr-expr2/model.pt --out runs/ocr-expr3/model.pt \
+	  --seed 3 --threads 1 --no-mask --init runs/ocr-expr2/model.pt --out runs/ocr-expr3/model.pt \
 	  --run-dir runs/ocr-expr3 --data-dir data/ocr-expr2 --resume
 	$(PY) -m ctcli.registry install ocr-expr runs/ocr-expr3/model.pt
 
@@ -156,10 +156,10 @@ fonts:
 # Two stages, as the bundled weights were trained (models/ocr-en/README.md):
 # 70,000 lines cropped `fixed`, then fine-tuned on the same lines cropped `grow`.
 train-ocr-en: install fonts lm-corpus
-	$(CTCLI) train --spec textline --shards 7 --shard-size 10000 --steps 6400 --batch 32 --lr 0.001 \
-	  --seed 1 --threads 1 --crop fixed --out runs/ocr-en/stage1.pt --run-dir runs/ocr-en \
+	$(CTCLI) train --spec textline@1 --shards 7 --shard-size 10000 --steps 6400 --batch 32 --lr 0.001 \
+	  --seed 1 --threads 1 --crop fixed --no-mask --out runs/ocr-en/stage1.pt --run-dir runs/ocr-en \
 	  --data-dir data/ocr-en --resume
-	$(CTCLI) train --spec textline --shards 8 --shard-size 10000 --steps 3500 --batch 32 --lr 0.0005 \
-	  --seed 3 --threads 1 --crop grow --init runs/ocr-en/stage1.pt --out runs/ocr-en3/model.pt \
+	$(CTCLI) train --spec textline@1 --shards 8 --shard-size 10000 --steps 3500 --batch 32 --lr 0.0005 \
+	  --seed 3 --threads 1 --crop grow --no-mask --init runs/ocr-en/stage1.pt --out runs/ocr-en3/model.pt \
 	  --run-dir runs/ocr-en3 --data-dir data/ocr-en-grow --resume
 	$(PY) -m ctcli.registry install ocr-en runs/ocr-en3/model.pt

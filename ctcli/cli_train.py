@@ -98,10 +98,20 @@ def register(app: typer.Typer) -> None:
         crop: Annotated[
             str,
             typer.Option(
-                help="Crop mode for a new data dir: median | grow | fixed (an existing dir keeps its own).",
+                help="Line preprocessing for a new data dir: median | grow | local | fixed "
+                "(an existing dir keeps its own).",
                 rich_help_panel=DATA,
             ),
         ] = "median",
+        mask: Annotated[
+            bool,
+            typer.Option(
+                "--mask/--no-mask",
+                help="Mask each image's padding in the CNN, as inference does "
+                "(--no-mask: as the first bundled weights were trained).",
+                rich_help_panel=TRAIN,
+            ),
+        ] = True,
         train_only: Annotated[
             bool,
             typer.Option(
@@ -116,10 +126,12 @@ def register(app: typer.Typer) -> None:
         from ctcli.train import AMP_MODES, config_for, fit, generate_shards
 
         if manifest is None:
-            from ctcli.synth import SPECS
+            from ctcli.synth import get_generator
 
-            if spec not in SPECS:
-                raise UsageError(f"unknown --spec {spec!r}; known: {', '.join(SPECS)}")
+            try:
+                get_generator(spec)
+            except ValueError as e:
+                raise UsageError(f"--spec: {e}") from None
         if amp not in AMP_MODES:
             raise UsageError(f"--amp must be one of {', '.join(AMP_MODES)}, not {amp!r}")
         from ctcli.image import CROP_MODES
@@ -147,6 +159,7 @@ def register(app: typer.Typer) -> None:
             manifest=str(manifest) if manifest else None,
             init=str(init) if init else None,
             crop=crop,
+            mask=mask,
         )
         if device.startswith("cuda"):
             import torch

@@ -176,6 +176,47 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     return np.clip(x / span, 0.0, 1.0)
 
 
+LOCAL_BG_SCALE = 0.5  # local: background window, in line heights
+
+
+def _local_ink(g: np.ndarray, k: int) -> np.ndarray:
+    """Dark-ink map of float gray `g`: its grey-level closing (window k, wider
+    than any stroke: the background with the strokes filled in) minus g."""
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    smooth = cv2.GaussianBlur(g, (0, 0), 1.0)  # noise must not lift the estimate
+    back = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    x = back - g
+    return x - float(np.median(x))  # what is left of the background's own noise
+
+
+def normalise_local(gray: np.ndarray) -> np.ndarray:
+    """Contrast normalisation against a local background estimate: uint8 gray
+    (one line) -> float32 ink map in [0, 1].
+
+    The polarity is decided as in `normalise`, but with the background level
+    taken from the image's 2-px frame (margins are background; the median of
+    the whole line is not when a patch of another colour fills its middle).
+    The background under the text is then a grey-level closing of the
+    (ink-dark) image with a window of half the line height, wider than any
+    stroke, so strokes vanish from it while gradients, blobs and coloured
+    patches stay; ink is the difference. Text on a background that changes
+    along the line (a photo, a gradient, a stamp) keeps one ink level, where
+    the global median of `normalise` turned part of the background into ink
+    and part of the text into background.
+    """
+    g = gray.astype(np.float32)
+    frame = np.concatenate([g[:2].ravel(), g[-2:].ravel(), g[:, :2].ravel(), g[:, -2:].ravel()])
+    bg = float(np.median(frame))
+    lo, hi = np.percentile(g, [0.5, 99.5])
+    if bg - lo < hi - bg:  # light ink on a dark background: make the ink dark
+        g = 255.0 - g
+    x = _local_ink(g, max(5, int(round(LOCAL_BG_SCALE * g.shape[0])) | 1))
+    span = max(float(np.percentile(x, 99.5)), MIN_CONTRAST)
+    return np.clip(x / span, 0.0, 1.0)
+
+
 def _ink_bounds(mass: np.ndarray, lo_q: float = 0.005, hi_q: float = 0.995) -> tuple[int, int]:
     """Index range [a, b) holding the central quantiles of a 1-D ink profile."""
     c = np.cumsum(mass, dtype=np.float64)
@@ -187,7 +228,10 @@ def _ink_bounds(mass: np.ndarray, lo_q: float = 0.005, hi_q: float = 0.995) -> t
     return a, min(max(b, a + 1), len(mass))
 
 
-CROP_MODES = ("fixed", "median", "grow")  # see ink_threshold and crop_box
+# Line preprocessing modes (recorded per model and per data dir as "crop"):
+# fixed, median and grow differ in the crop (see ink_threshold and crop_box);
+# local is the grow crop after normalise_local instead of normalise.
+CROP_MODES = ("fixed", "median", "grow", "local")
 
 
 def ink_threshold(ink: np.ndarray, crop: str = "fixed") -> float:
@@ -203,7 +247,7 @@ def ink_threshold(ink: np.ndarray, crop: str = "fixed") -> float:
     """
     if crop == "fixed":
         return 0.5
-    if crop not in ("median", "grow"):
+    if crop not in ("median", "grow", "local"):
         raise ValueError(f"unknown crop mode {crop!r} (expected one of {CROP_MODES})")
     fg = ink[ink > 0.1]
     if fg.size == 0:
@@ -278,7 +322,7 @@ def crop_box(ink: np.ndarray, crop: str = "fixed") -> tuple[int, int, int, int]:
     y0, y1 = _ink_bounds(mask.sum(axis=1))
     x0, x1 = _ink_bounds(mask.sum(axis=0), 0.002, 0.998)
     m = max(1, int(round(MARGIN * (y1 - y0))))
-    if crop == "grow":
+    if crop in ("grow", "local"):
         y0, y1, x0, x1 = _grow_box((ink > thr).astype(np.uint8), y0, y1, x0, x1)
     return max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
 
@@ -300,7 +344,7 @@ def preprocess_line(gray: np.ndarray, height: int, crop: str = "fixed") -> Line:
     (`crop`: see ink_threshold), resize."""
     if gray.ndim != 2 or gray.size == 0:
         raise InputError("empty image")
-    ink = normalise(gray)
+    ink = normalise_local(gray) if crop == "local" else normalise(gray)
     y0, y1, x0, x1 = crop_box(ink, crop)
     arr, scale = resize_to_height(ink[y0:y1, x0:x1], height)
     return Line(arr, x0, y0, scale)

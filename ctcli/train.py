@@ -68,6 +68,9 @@ class TrainConfig:
     manifest: str | None = None  # labelled `path<TAB>text` file instead of a generator
     extra: dict = field(default_factory=dict)  # stored in the exported checkpoint
     init: str | None = None  # start a new run from this checkpoint's weights (fine-tuning)
+    # mask each image's padding in the CNN as inference does (the first
+    # bundled weights were trained without it: --no-mask)
+    mask: bool = True
 
 
 # Model size per generator spec (TrainConfig defaults fit the 17-symbol captchas;
@@ -87,26 +90,35 @@ SPEC_DECODING = {
 
 def config_for(spec: str, **kw) -> TrainConfig:
     """TrainConfig with the spec's model size, overridden by explicit kwargs."""
-    return TrainConfig(spec=spec, **{**SPEC_MODEL.get(spec, {}), **kw})
+    from ctcli.synth import spec_family
+
+    return TrainConfig(spec=spec, **{**SPEC_MODEL.get(spec_family(spec), {}), **kw})
 
 
 # --------------------------------------------------------------------------- data
 
 
-PREPROCESS_FILE = "preprocess.json"  # in a data dir: {"crop": mode} its shards were made with
+# in a data dir: {"crop": mode, "spec": generator spec} its shards were made with
+PREPROCESS_FILE = "preprocess.json"
 
 
-def data_crop(data_dir: str | os.PathLike, crop: str) -> str:
-    """The crop mode of a data dir's shards. A new dir takes `crop` (recorded);
-    shards made before crop modes existed (no record) are "fixed"."""
+def data_crop(data_dir: str | os.PathLike, crop: str, spec: str | None = None) -> str:
+    """The crop mode of a data dir's shards. A new dir takes `crop` and `spec`
+    (recorded); shards made before crop modes existed (no record) are "fixed".
+    A dir recorded with another generator spec raises ValueError: one dir,
+    one generator version."""
     d = Path(data_dir)
     rec = d / PREPROCESS_FILE
     if rec.exists():
-        return str(json.loads(rec.read_text(encoding="utf-8"))["crop"])
+        info = json.loads(rec.read_text(encoding="utf-8"))
+        if spec is not None and info.get("spec", spec) != spec:
+            raise ValueError(f"{d} holds shards of spec {info['spec']!r}, not {spec!r}")
+        return str(info["crop"])
     if any(d.glob("*.npz")):
         return "fixed"
     d.mkdir(parents=True, exist_ok=True)
-    rec.write_text(json.dumps({"crop": crop}) + "\n", encoding="utf-8")
+    info = {"crop": crop} if spec is None else {"crop": crop, "spec": spec}
+    rec.write_text(json.dumps(info) + "\n", encoding="utf-8")
     return crop
 
 
@@ -118,7 +130,7 @@ def make_shard(
     from ctcli.image import preprocess_line, rgb_to_gray
     from ctcli.synth import get_generator
 
-    have = data_crop(Path(path).parent, crop)
+    have = data_crop(Path(path).parent, crop, spec)
     if have != crop:
         raise ValueError(f"{Path(path).parent} holds shards cropped {have!r}, not {crop!r}")
     gen = get_generator(spec)(seed)
@@ -147,7 +159,7 @@ def shard_path(data_dir: str, k: int) -> Path:
 
 def generate_shards(cfg: TrainConfig, first: int = 0, last: int | None = None, log=print) -> None:
     """Generate train shards first..last-1 (skipping existing ones) and the val shard."""
-    cfg.crop = data_crop(cfg.data_dir, cfg.crop)
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop, cfg.spec)
     val = Path(cfg.data_dir) / "val.npz"
     if not val.exists():
         make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val, cfg.crop)
@@ -385,7 +397,9 @@ def export(model, cfg: TrainConfig, path: str, metrics: dict) -> None:
         rnn_hidden=cfg.rnn_hidden,
         rnn_layers=cfg.rnn_layers,
     )
-    extra = dict(SPEC_DECODING.get(cfg.spec, {})) if not cfg.manifest else {}
+    from ctcli.synth import spec_family
+
+    extra = dict(SPEC_DECODING.get(spec_family(cfg.spec), {})) if not cfg.manifest else {}
     extra.update(cfg.extra)
     extra["training"] = {
         "spec": None if cfg.manifest else cfg.spec,
@@ -483,7 +497,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         log(f"initial weights from {cfg.init}")
     torch.manual_seed(cfg.seed * 1_000_003 + step)
     n_params = sum(p.numel() for p in model.parameters())
-    cfg.crop = data_crop(cfg.data_dir, cfg.crop)  # the data dir's own mode wins
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop, cfg.spec)  # the data dir's own mode wins
     log(f"config {json.dumps(asdict(cfg))}")
     amp_ctx, amp_label = amp_context(device, cfg.amp)
     log(f"device {device} ({amp_label}), threads {torch.get_num_threads()}, params {n_params:,}")
@@ -541,11 +555,12 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
                 g["lr"] = _lr_at(step, cfg)
             x, w, tg, tl = collate([data.get(j) for j in b], char_to_id)
             x, w = x.to(device), w.to(device)
-            # no sequence packing: batches are bucketed by width, so the padding
-            # is a little extra background at the right; packing would make the
-            # GRU's backward pass about 1.8x slower on CPU
+            # the CNN masks each item's padding as at inference; no sequence
+            # packing: batches are bucketed by width, so the GRU sees a little
+            # extra background at the right, and packing would make its
+            # backward pass about 1.8x slower on CPU
             with amp_ctx:
-                lp = model(x)  # B x T x V
+                lp = model(x, w, pack=False) if cfg.mask else model(x)  # B x T x V
             il = model.output_lengths(w).clamp(max=lp.shape[1])
             loss = ctc(lp.transpose(0, 1).float(), tg, il.cpu(), tl)
             opt.zero_grad(set_to_none=True)
@@ -614,6 +629,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--last", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--crop", default=TrainConfig.crop)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
@@ -629,6 +645,7 @@ def main(argv: list[str] | None = None) -> None:
         shards=a.shards,
         shard_size=a.shard_size,
         threads=a.threads,
+        crop=a.crop,
         device=a.device,
     )
 

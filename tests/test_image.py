@@ -205,3 +205,28 @@ def test_grow_crop_keeps_small_marks_at_the_ends_and_drops_far_specks():
     line = preprocess_line(g, 32, "grow")
     assert (line.x0, line.y0) == (gx0, gy0)
     assert line.array.shape[1] == round((gx1 - gx0) * 32 / (gy1 - gy0))
+
+
+def test_local_normalisation_evens_out_a_changing_background():
+    """Dark text over a background that changes along the line (a dark patch
+    in the middle): the global median makes the patch ink and loses the
+    text on it; the local background estimate keeps one ink level."""
+    from ctcli.image import normalise, normalise_local
+
+    g = _text_image(["abc def ghi jkl mno"], fg=60).astype(np.int16)
+    text = g < 160
+    h, w = g.shape
+    g[:, w // 3 : 2 * w // 3] -= 110  # a dark patch under the middle third, text still darker
+    g = np.clip(g, 0, 255).astype(np.uint8)
+    patch = np.zeros_like(text)
+    patch[:, w // 3 + 10 : 2 * w // 3 - 10] = True
+    old, new = normalise(g), normalise_local(g)
+    assert old[patch & ~text].mean() > 0.3  # the patch's paper became ink
+    assert new[patch & ~text].mean() < 0.1 and new[~patch & ~text].mean() < 0.1
+    assert new[patch & text].mean() > 0.5 and new[~patch & text].mean() > 0.5
+    # light text on a dark line comes out ink-high too, and so does a plain line
+    inv = normalise_local(255 - _text_image(["xyz uvw"], fg=0))
+    plain = normalise_local(_text_image(["xyz uvw"], fg=0))
+    assert np.corrcoef(inv.ravel(), plain.ravel())[0, 1] > 0.95
+    line = preprocess_line(g, 32, "local")
+    assert line.array.shape[0] == 32 and line.array.shape[1] > 32 * 5

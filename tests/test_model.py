@@ -194,3 +194,32 @@ def test_crnn_reads_a_line_the_same_alone_or_in_a_padded_batch():
             alone = net(a[None, None], torch.tensor([a.shape[1]]))[0]
             t = a.shape[1] // 2
             assert torch.allclose(batch[j, :t], alone[:t], atol=1e-5), widths[j]
+
+
+def test_crnn_training_forward_masks_the_padding():
+    """Training calls the CRNN with widths and pack=False: the CNN masks each
+    item's zero padding (which BatchNorm makes non-zero), so a short item's
+    features are those it has alone; without widths they are not."""
+    import torch
+
+    from ctcli.model import CRNN
+
+    torch.manual_seed(1)
+    net = CRNN(n_classes=7, height=32, channels=(4, 4, 8, 8), rnn_hidden=8).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.bias.data.uniform_(-1, 1)
+    widths = torch.tensor([96, 40])
+    x = torch.rand(2, 1, 32, 96)
+    x[1, :, :, 40:] = 0
+    t = 40 // 2
+    with torch.inference_mode():
+        alone = net.cnn(x[1:2, :, :, :40])[0]
+        masked = net._cnn_masked(x, widths)[1, ..., :t]
+        unmasked = net.cnn(x)[1, ..., :t]
+        assert torch.allclose(masked, alone, atol=1e-6)
+        assert not torch.allclose(unmasked, alone, atol=1e-3)
+        a = net(x, widths, pack=False)
+        assert torch.allclose(a[0], net(x[:1])[0], atol=1e-6)  # the unpadded item
+        assert a.shape == net(x, widths).shape == (2, 48, 7)

@@ -59,3 +59,41 @@ def test_corpus_folder_uses_train_and_test_files(tmp_path):
     assert textline.corpus_lines(tmp_path, held_out=False) == ["alpha beta gamma"]
     assert textline.corpus_lines(tmp_path, held_out=True) == ["delta epsilon zeta"]
     assert textline.corpus_lines(tmp_path / "missing", held_out=True) == []
+
+
+@needs_fonts
+def test_version_2_binarisation_keeps_thin_strokes(corpus):
+    """Versions 1 and 2 draw the same texts and images except for the
+    binarised "scan" look, where version 2 keeps thin strokes that version 1
+    thresholded away."""
+    g1 = textline.TextLineGenerator(11, corpus=corpus, version=1)
+    g2 = textline.TextLineGenerator(11, corpus=corpus, version=2)
+    differ = []
+    for i in range(60):
+        a, b = g1.sample(i), g2.sample(i)
+        assert a.text == b.text and a.image.shape == b.image.shape
+        if not np.array_equal(a.image, b.image):
+            differ.append((int((a.image < 128).sum()), int((b.image < 128).sum())))
+    assert differ  # some of the 60 are binarised (p = 0.12)
+    assert all(ink2 >= ink1 for ink1, ink2 in differ)
+    with pytest.raises(ValueError, match="version"):
+        textline.TextLineGenerator(1, corpus=corpus, version=9)
+
+
+def test_spec_names():
+    from ctcli.synth import get_generator, spec_family, split_spec
+
+    assert split_spec("textline@1") == ("textline", 1) and split_spec("expr") == ("expr", None)
+    assert spec_family("textline-heldout@2") == "textline" and spec_family("expr") == "expr"
+    for bad in ("textline@9", "textline@x", "expr@1", "nonsense"):
+        with pytest.raises(ValueError):
+            get_generator(bad)
+
+
+@needs_fonts
+def test_spec_versions():
+    from ctcli.synth import get_generator
+
+    assert get_generator("textline")(0).version == textline.GEN_VERSION
+    assert get_generator("textline-heldout@1")(0).version == 1
+    assert get_generator("textline-heldout@1")(0).held_out

@@ -310,3 +310,15 @@ def test_amp_context(monkeypatch):
     assert amp_context("cuda", "auto")[1] == "fp32"
     with pytest.raises(ValueError):
         amp_context("cpu", "fp8")
+
+
+def test_data_dir_keeps_its_generator_spec(tmp_path):
+    from ctcli.train import data_crop
+
+    d = tmp_path / "d"
+    assert data_crop(d, "grow", "textline@2") == "grow"
+    assert data_crop(d, "grow", "textline@2") == "grow"
+    with pytest.raises(ValueError, match="textline@2"):
+        data_crop(d, "grow", "textline@1")
+    with pytest.raises(ValueError, match="textline@2"):
+        make_shard("expr", SEEDS["val"], 2, 32, d / "val.npz", crop="grow")

@@ -59,6 +59,16 @@ HELD_OUT_FONTS = (
 )
 HELD_OUT_TEXT_PERCENT = 5  # lines whose hash falls here are evaluation text
 MAX_CHARS = 64  # longest rendered line
+# Generator versions (a spec may name one: `textline@1`). Shards made with a
+# version stay reproducible with it.
+#   1: the binarised "scan" look thresholded the anti-aliased glyph mask at an
+#      absolute 0.35-0.6. Thin or small glyphs never reach that coverage, so
+#      their strokes broke into dots or vanished: about 1 line in 60 carried
+#      a label with next to no visible text.
+#   2: the threshold is relative to the line's own stroke coverage (its 99th
+#      percentile), so every stroke keeps its core, as in a real 300 dpi scan.
+GEN_VERSION = 2
+VERSIONS = (1, 2)
 
 
 def _is_text_font(path: str) -> bool:
@@ -195,8 +205,9 @@ def render_line(
     rng_py: random.Random,
     rng: np.random.Generator,
     neighbours: tuple[str, str],
+    version: int = GEN_VERSION,
 ) -> np.ndarray:
-    """One augmented line image, RGB uint8."""
+    """One augmented line image, RGB uint8 (`version`: see GEN_VERSION)."""
     import cv2
 
     size = rng_py.randint(18, 44)
@@ -272,7 +283,11 @@ def render_line(
         img = img + rng.normal(0, rng_py.uniform(2, 14), size=img.shape)
     img = np.clip(img, 0, 255).astype(np.uint8)
     if rng_py.random() < 0.12:  # binarised "300 dpi scan": ink threshold on white, speckle
-        bw = np.where(canvas > rng_py.uniform(0.35, 0.6), 0, 255).astype(np.uint8)
+        level = rng_py.uniform(0.35, 0.6)
+        if version >= 2:  # relative to the strokes' own coverage (thin glyphs keep their cores)
+            strokes = canvas[canvas > 0.05]
+            level *= float(np.percentile(strokes, 99)) if strokes.size else 1.0
+        bw = np.where(canvas > level, 0, 255).astype(np.uint8)
         speck = rng.random(bw.shape) < rng_py.uniform(0, 0.003)
         bw[speck] = 255 - bw[speck]
         img = cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB)
@@ -317,8 +332,12 @@ class TextLineGenerator:
         held_out: bool = False,
         corpus: str | os.PathLike | None = None,
         p_synthetic: float = 0.15,
+        version: int = GEN_VERSION,
     ):
+        if version not in VERSIONS:
+            raise ValueError(f"textline generator version {version} unknown; known: {VERSIONS}")
         self.seed = int(seed)
+        self.version = version
         self.held_out = held_out
         self.fonts = font_split(held_out)
         if not self.fonts:
@@ -342,7 +361,9 @@ class TextLineGenerator:
         )
         text = self.text(rng_py)
         font = rng_py.choice(self.fonts)
-        img = render_line(text, font, rng_py, rng, (self.text(rng_py), self.text(rng_py)))
+        img = render_line(
+            text, font, rng_py, rng, (self.text(rng_py), self.text(rng_py)), self.version
+        )
         return Sample(img, text)
 
     def __iter__(self) -> Iterator[Sample]:
