@@ -84,6 +84,25 @@ def test_log_probs_unpadded_and_batch_invariant(tmp_path):
     assert lm.log_probs([]) == []
 
 
+def test_image_batches_group_similar_widths(tmp_path):
+    """Lines sorted by width go into one forward batch until padding them to
+    the next width would cost more than a forward call; the max batch holds."""
+    from ctcli.model import GROUP_OVERHEAD_PX
+
+    p = tmp_path / "m.pt"
+    _save_tiny(p)
+    lm = load_model(p)
+    widths = [40, 42, 45, 400, 410, 900]
+    assert lm._groups(list(range(6)), widths) == [[0, 1, 2], [3, 4], [5]]
+    same = [300] * 10
+    lm.max_batch = 4
+    assert [len(g) for g in lm._groups(list(range(10)), same)] == [4, 4, 2]
+    # one step of the rule: n items may grow by GROUP_OVERHEAD_PX / n columns
+    step = GROUP_OVERHEAD_PX // 2
+    assert lm._groups([0, 1, 2], [100, 100, 100 + step]) == [[0, 1, 2]]
+    assert lm._groups([0, 1, 2], [100, 100, 101 + step]) == [[0, 1], [2]]
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
         load_model(tmp_path / "missing.pt")

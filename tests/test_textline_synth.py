@@ -97,3 +97,26 @@ def test_spec_versions():
     assert get_generator("textline")(0).version == textline.GEN_VERSION
     assert get_generator("textline-heldout@1")(0).version == 1
     assert get_generator("textline-heldout@1")(0).held_out
+
+
+@needs_fonts
+def test_version_3_thins_training_lines_only(corpus):
+    """Version 3 thins the strokes of some training lines (less ink, same
+    text); held-out lines are drawn exactly as in version 2."""
+    kw = dict(corpus=corpus)
+    thinner = 0
+    for i in range(24):
+        a = textline.TextLineGenerator(5, version=2, **kw).sample(i)
+        b = textline.TextLineGenerator(5, version=3, **kw).sample(i)
+        assert a.text == b.text
+        thinner += not np.array_equal(a.image, b.image)
+        h2 = textline.TextLineGenerator(5, held_out=True, version=2, **kw).sample(i)
+        h3 = textline.TextLineGenerator(5, held_out=True, version=3, **kw).sample(i)
+        assert h2.text == h3.text and np.array_equal(h2.image, h3.image)
+    assert thinner > 0
+    m = np.zeros((20, 60), np.float32)
+    m[5:15, 10:50] = 1.0  # a 10 px thick bar
+    m[5:15, 55] = 1.0  # a 1 px stroke
+    t = textline._thin(m, 2)
+    assert t[5:15, 10:50].sum() < m[5:15, 10:50].sum() and t[8:12, 20:40].min() > 0.95
+    assert 0.25 < t[10, 55] < 1.0  # a hairline is left as a faint trace

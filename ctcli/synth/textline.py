@@ -67,8 +67,13 @@ MAX_CHARS = 64  # longest rendered line
 #      lost over 40% of their ink, 3 over 70%: labels with next to no text).
 #   2: the threshold is relative to the line's own stroke coverage (its 99th
 #      percentile), so every stroke keeps its core, as in a real 300 dpi scan.
-GEN_VERSION = 2
-VERSIONS = (1, 2)
+#   3: a quarter of the training lines get thinner, fainter strokes
+#      (`_thin`): the hairline, thin and light weights that few training
+#      fonts have. Held-out lines are drawn as in version 2 (their fonts
+#      bring their own weights), so the held-out test set is unchanged.
+GEN_VERSION = 3
+VERSIONS = (1, 2, 3)
+P_THIN = 0.25  # version 3: share of lines drawn with thinned strokes
 
 
 def _is_text_font(path: str) -> bool:
@@ -199,6 +204,20 @@ def _draw_text(text: str, font_path: str, size: int, spacing: float, rng: random
     return np.asarray(im, dtype=np.float32) / 255.0, ascent
 
 
+def _thin(mask: np.ndarray, passes: int) -> np.ndarray:
+    """Thinner strokes: erode the coverage mask at 3x resolution (`passes`
+    3x3 erosions take 2/3 px per pass off each stroke), back to size; what a
+    stroke loses entirely stays as a faint trace, as a hairline weight
+    renders on a pixel grid."""
+    import cv2
+
+    h, w = mask.shape
+    up = cv2.resize(mask, (w * 3, h * 3), interpolation=cv2.INTER_LINEAR)
+    up = cv2.erode(up, np.ones((3, 3), np.uint8), iterations=passes)
+    down = cv2.resize(up, (w, h), interpolation=cv2.INTER_AREA)
+    return np.maximum(down, 0.3 * mask)
+
+
 def render_line(
     text: str,
     font_path: str,
@@ -206,13 +225,17 @@ def render_line(
     rng: np.random.Generator,
     neighbours: tuple[str, str],
     version: int = GEN_VERSION,
+    thin: bool = False,
 ) -> np.ndarray:
-    """One augmented line image, RGB uint8 (`version`: see GEN_VERSION)."""
+    """One augmented line image, RGB uint8 (`version`: see GEN_VERSION;
+    `thin`: may thin the strokes, version 3 training lines)."""
     import cv2
 
     size = rng_py.randint(18, 44)
     spacing = 0.0 if rng_py.random() < 0.7 else rng_py.uniform(-0.04, 0.25)
     mask, ascent = _draw_text(text, font_path, size, spacing, rng_py)
+    if thin and rng_py.random() < P_THIN:
+        mask = _thin(mask, rng_py.choice((1, 2)))
     if rng_py.random() < 0.1:  # underline
         y = min(mask.shape[0] - 2, ascent + max(2, size // 10))
         mask[y : y + max(1, size // 18), size // 2 : -size // 2] = 1.0
@@ -362,7 +385,13 @@ class TextLineGenerator:
         text = self.text(rng_py)
         font = rng_py.choice(self.fonts)
         img = render_line(
-            text, font, rng_py, rng, (self.text(rng_py), self.text(rng_py)), self.version
+            text,
+            font,
+            rng_py,
+            rng,
+            (self.text(rng_py), self.text(rng_py)),
+            self.version,
+            thin=self.version >= 3 and not self.held_out,
         )
         return Sample(img, text)
 
