@@ -153,8 +153,12 @@ fonts:
 	apt-get install -y -q --no-install-recommends $(FONT_DEBS) >/dev/null || \
 	  (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(FONT_DEBS) >/dev/null)
 
-# Two stages, as the bundled weights were trained (models/ocr-en/README.md):
-# 70,000 lines cropped `fixed`, then fine-tuned on the same lines cropped `grow`.
+# Four stages, as the bundled weights were trained (models/ocr-en/README.md):
+# 70,000 lines cropped `fixed`; fine-tuned on the same lines cropped `grow`;
+# then on generator v2 lines with local-background normalisation (`local`)
+# and the CNN padding mask; then on generator v3 (thinned strokes). The
+# bundled run stopped stage 3 at step 3213 and went on from its step-2500
+# export, and its stage 4 saw shards 0-3 and 8-11 only (see the card).
 train-ocr-en: install fonts lm-corpus
 	$(CTCLI) train --spec textline@1 --shards 7 --shard-size 10000 --steps 6400 --batch 32 --lr 0.001 \
 	  --seed 1 --threads 1 --crop fixed --no-mask --out runs/ocr-en/stage1.pt --run-dir runs/ocr-en \
@@ -162,4 +166,10 @@ train-ocr-en: install fonts lm-corpus
 	$(CTCLI) train --spec textline@1 --shards 8 --shard-size 10000 --steps 3500 --batch 32 --lr 0.0005 \
 	  --seed 3 --threads 1 --crop grow --no-mask --init runs/ocr-en/stage1.pt --out runs/ocr-en3/model.pt \
 	  --run-dir runs/ocr-en3 --data-dir data/ocr-en-grow --resume
-	$(PY) -m ctcli.registry install ocr-en runs/ocr-en3/model.pt
+	$(CTCLI) train --spec textline@2 --shards 16 --shard-size 10000 --steps 6000 --batch 32 --lr 0.0005 \
+	  --seed 5 --threads 2 --crop local --init runs/ocr-en3/model.pt --out runs/ocr-en5/model.pt \
+	  --run-dir runs/ocr-en5 --data-dir data/ocr-en-local --resume
+	$(CTCLI) train --spec textline@3 --shards 16 --shard-size 10000 --steps 3000 --batch 32 --lr 0.0003 \
+	  --seed 6 --threads 2 --crop local --init runs/ocr-en5/model.pt --out runs/ocr-en6/model.pt \
+	  --run-dir runs/ocr-en6 --data-dir data/ocr-en-v3 --resume
+	$(PY) -m ctcli.registry install ocr-en runs/ocr-en6/model.pt

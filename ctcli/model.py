@@ -45,9 +45,11 @@ CHECKPOINT_KEYS = (
 # --------------------------------------------------------------------------- CRNN
 
 # A CRNN forward call costs about as much as this many extra input columns of
-# every item (CPU, one thread: ocr-en reads 42 lines/s alone and 58 in
-# batches of 16 lines of ~400 px); LoadedModel._groups weighs padding by it.
-GROUP_OVERHEAD_PX = 150
+# every item; LoadedModel._groups weighs padding by it. Measured with
+# bench/ocr.py (ocr-en, 500 held-out lines, one thread, lines per CPU-second
+# at batch 16 / 64): 0 -> 51 / 49, 150 -> 61 / 72, 400 -> 67 / 80, no split
+# (pad to the widest) -> 65 / 36.
+GROUP_OVERHEAD_PX = 400
 
 
 def _zero_past(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
