@@ -159,6 +159,14 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
 
+def _ink_extremes(g: np.ndarray, bg: float) -> tuple[float, float, bool]:
+    """(darkest, lightest, dark_ink) of float gray `g` around background
+    level `bg`: the 0.5% / 99.5% levels, and whether the ink is the side
+    further from the background (dark ink on light paper)."""
+    lo, hi = np.percentile(g, [0.5, 99.5])
+    return float(lo), float(hi), bg - lo >= hi - bg
+
+
 def normalise(gray: np.ndarray) -> np.ndarray:
     """Contrast normalisation: uint8 gray -> float32 ink map in [0, 1].
 
@@ -167,11 +175,11 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     """
     g = gray.astype(np.float32)
     bg = float(np.median(g))
-    lo, hi = np.percentile(g, [0.5, 99.5])
-    if bg - lo >= hi - bg:  # dark ink on a light background
-        ink, x = float(lo), bg - g
+    lo, hi, dark = _ink_extremes(g, bg)
+    if dark:  # dark ink on a light background
+        ink, x = lo, bg - g
     else:
-        ink, x = float(hi), g - bg
+        ink, x = hi, g - bg
     span = max(abs(bg - ink), MIN_CONTRAST)
     return np.clip(x / span, 0.0, 1.0)
 
@@ -208,9 +216,7 @@ def normalise_local(gray: np.ndarray) -> np.ndarray:
     """
     g = gray.astype(np.float32)
     frame = np.concatenate([g[:2].ravel(), g[-2:].ravel(), g[:, :2].ravel(), g[:, -2:].ravel()])
-    bg = float(np.median(frame))
-    lo, hi = np.percentile(g, [0.5, 99.5])
-    if bg - lo < hi - bg:  # light ink on a dark background: make the ink dark
+    if not _ink_extremes(g, float(np.median(frame)))[2]:  # light ink: make it dark
         g = 255.0 - g
     x = _local_ink(g, max(5, int(round(LOCAL_BG_SCALE * g.shape[0])) | 1))
     span = max(float(np.percentile(x, 99.5)), MIN_CONTRAST)

@@ -388,12 +388,16 @@ class LoadedModel:
         if self.kind != "image":
             return [order[s : s + self.max_batch] for s in range(0, len(order), self.max_batch)]
         groups: list[list[int]] = []
+        top = 0  # width of the current batch (its last, widest item)
         for i, n in zip(order, lengths, strict=True):
-            g = groups[-1] if groups else None
-            if g is None or len(g) >= self.max_batch or len(g) * (n - top) > GROUP_OVERHEAD_PX:
+            if (
+                not groups
+                or len(groups[-1]) >= self.max_batch
+                or len(groups[-1]) * (n - top) > GROUP_OVERHEAD_PX
+            ):
                 groups.append([i])
             else:
-                g.append(i)
+                groups[-1].append(i)
             top = n
         return groups
 

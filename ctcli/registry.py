@@ -203,8 +203,12 @@ def install(
     ck = torch.load(src, map_location="cpu", weights_only=True)
     if not isinstance(ck, dict) or "state_dict" not in ck or "kind" not in ck:
         raise ModelLoadError(f"{src}: not a ctcli checkpoint")
-    overrides = (("default_lm", default_lm), ("alpha", alpha), ("beta", beta))
-    for key, value in overrides + (("lm_sentence", lm_sentence),):
+    for key, value in (
+        ("default_lm", default_lm),
+        ("alpha", alpha),
+        ("beta", beta),
+        ("lm_sentence", lm_sentence),
+    ):
         if value is not None:
             ck[key] = value
     dst = models_dir() / name / "model.pt"
