@@ -103,6 +103,15 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=DATA,
             ),
         ] = "median",
+        stretch: Annotated[
+            float,
+            typer.Option(
+                help="Width factor after resizing to the model height (1 keeps the aspect "
+                "ratio; 1.5 gives squeezed text 50% more columns). Recorded in the data dir "
+                "and the model.",
+                rich_help_panel=DATA,
+            ),
+        ] = 1.0,
         mask: Annotated[
             bool,
             typer.Option(
@@ -138,6 +147,8 @@ def register(app: typer.Typer) -> None:
 
         if crop not in CROP_MODES:
             raise UsageError(f"--crop must be one of {', '.join(CROP_MODES)}, not {crop!r}")
+        if not 0.25 <= stretch <= 4:
+            raise UsageError(f"--stretch must be between 0.25 and 4, not {stretch}")
         if init is not None and not init.exists():
             raise UsageError(f"--init {init}: no such file")
         if gen_only and train_only:
@@ -159,6 +170,7 @@ def register(app: typer.Typer) -> None:
             manifest=str(manifest) if manifest else None,
             init=str(init) if init else None,
             crop=crop,
+            stretch=stretch,
             mask=mask,
         )
         if device.startswith("cuda"):

@@ -29,7 +29,7 @@ class Line:
     array: np.ndarray  # float32 [H, W], ink 1.0, background 0.0
     x0: int  # left of the crop in original pixels
     y0: int  # top of the crop in original pixels
-    scale: float  # preprocessed px per original px
+    scale: float  # preprocessed px per original px, horizontally (see stretch)
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
@@ -333,26 +333,40 @@ def crop_box(ink: np.ndarray, crop: str = "fixed") -> tuple[int, int, int, int]:
     return max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
 
 
-def resize_to_height(ink: np.ndarray, height: int) -> tuple[np.ndarray, float]:
-    """Resize keeping the aspect ratio; returns (array, scale)."""
+def resize_to_height(
+    ink: np.ndarray, height: int, stretch: float = 1.0
+) -> tuple[np.ndarray, float]:
+    """Resize to `height`, the width by the same factor times `stretch`
+    (1: aspect ratio kept; 1.5: 50% wider, more columns per glyph for
+    squeezed text); returns (array, horizontal scale)."""
     import cv2
 
     h, w = ink.shape
-    scale = height / h
+    scale = height / h * stretch
     new_w = max(4, int(round(w * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    out = cv2.resize(ink, (new_w, height), interpolation=interp)
+    if stretch == 1.0:
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        out = cv2.resize(ink, (new_w, height), interpolation=interp)
+    else:  # one axis at a time: area when shrinking, linear when enlarging
+        out = cv2.resize(
+            ink, (new_w, h), interpolation=cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
+        )
+        out = cv2.resize(
+            out, (new_w, height), interpolation=cv2.INTER_AREA if height < h else cv2.INTER_LINEAR
+        )
     return np.ascontiguousarray(out, dtype=np.float32), scale
 
 
-def preprocess_line(gray: np.ndarray, height: int, crop: str = "fixed") -> Line:
+def preprocess_line(
+    gray: np.ndarray, height: int, crop: str = "fixed", stretch: float = 1.0
+) -> Line:
     """One line image (uint8 gray) -> model-ready Line: normalise, crop to ink
-    (`crop`: see ink_threshold), resize."""
+    (`crop`: see ink_threshold), resize (`stretch`: see resize_to_height)."""
     if gray.ndim != 2 or gray.size == 0:
         raise InputError("empty image")
     ink = normalise_local(gray) if crop == "local" else normalise(gray)
     y0, y1, x0, x1 = crop_box(ink, crop)
-    arr, scale = resize_to_height(ink[y0:y1, x0:x1], height)
+    arr, scale = resize_to_height(ink[y0:y1, x0:x1], height, stretch)
     return Line(arr, x0, y0, scale)
 
 
@@ -411,10 +425,11 @@ def split_rows(ink: np.ndarray, min_gap: int = 2) -> list[tuple[int, int]]:
     return out
 
 
-def _split_wide(line: Line, height: int) -> list[Line]:
-    """Cut a very long line at low-ink columns into pieces of at most MAX_LINE_ASPECT*H px."""
+def _split_wide(line: Line, height: int, stretch: float = 1.0) -> list[Line]:
+    """Cut a very long line at low-ink columns into pieces of at most
+    MAX_LINE_ASPECT * H * stretch px."""
     arr = line.array
-    max_w = MAX_LINE_ASPECT * height
+    max_w = int(MAX_LINE_ASPECT * height * stretch)
     if arr.shape[1] <= max_w:
         return [line]
     prof = arr.sum(axis=0)
@@ -437,7 +452,7 @@ def _split_wide(line: Line, height: int) -> list[Line]:
 
 
 def load_lines(
-    gray: np.ndarray, height: int, split: bool = True, crop: str = "fixed"
+    gray: np.ndarray, height: int, split: bool = True, crop: str = "fixed", stretch: float = 1.0
 ) -> list[Line]:
     """Grayscale image -> model-ready lines in reading order (top to bottom, left to right).
 
@@ -446,14 +461,14 @@ def load_lines(
     if gray.ndim != 2 or gray.size == 0:
         raise InputError("empty image")
     if not split:
-        return [preprocess_line(gray, height, crop)]
+        return [preprocess_line(gray, height, crop, stretch)]
     ink = normalise(gray)
     bands = split_rows(ink)
     lines: list[Line] = []
     for y0, y1 in bands:
-        line = preprocess_line(gray[y0:y1], height, crop)
+        line = preprocess_line(gray[y0:y1], height, crop, stretch)
         line.y0 += y0
-        lines.extend(_split_wide(line, height))
+        lines.extend(_split_wide(line, height, stretch))
     return lines
 
 

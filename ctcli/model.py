@@ -377,6 +377,7 @@ class LoadedModel:
             "height": int(f.get("height", 32)),
             "split": bool(f.get("split_lines", True)),
             "crop": str(f.get("crop", "fixed")),  # checkpoints before crop modes: fixed
+            "stretch": float(f.get("stretch", 1.0)),  # width factor (resize_to_height)
         }
 
     def _groups(self, order: list[int], lengths: list[int]) -> list[list[int]]:

@@ -62,6 +62,8 @@ class TrainConfig:
     # crop mode of ctcli.image.preprocess_line for new data; a data dir keeps
     # the mode its shards were made with (preprocess.json; none: "fixed")
     crop: str = "median"
+    # width factor of resize_to_height for new data (a data dir records it too)
+    stretch: float = 1.0
     shards: int = 20  # shards expected (generated separately or on demand)
     shard_size: int = 10000
     alphabet: str | None = None  # labels (blank excluded); None: the generator's alphabet
@@ -98,46 +100,63 @@ def config_for(spec: str, **kw) -> TrainConfig:
 # --------------------------------------------------------------------------- data
 
 
-# in a data dir: {"crop": mode, "spec": generator spec} its shards were made with
+# in a data dir: {"crop": mode, "spec": generator spec, "stretch": width
+# factor} its shards were made with (no "stretch": 1)
 PREPROCESS_FILE = "preprocess.json"
 
 
-def data_crop(data_dir: str | os.PathLike, crop: str, spec: str | None = None) -> str:
-    """The crop mode of a data dir's shards. A new dir takes `crop` and `spec`
-    (recorded); shards made before crop modes existed (no record) are "fixed".
-    A dir recorded with another generator spec raises ValueError: one dir,
-    one generator version."""
+def data_crop(
+    data_dir: str | os.PathLike, crop: str, spec: str | None = None, stretch: float = 1.0
+) -> str:
+    """The crop mode of a data dir's shards. A new dir takes `crop`, `spec`
+    and `stretch` (recorded); shards made before crop modes existed (no
+    record) are "fixed". A dir recorded with another generator spec or width
+    stretch raises ValueError: one dir, one generator version, one geometry."""
     d = Path(data_dir)
     rec = d / PREPROCESS_FILE
     if rec.exists():
         info = json.loads(rec.read_text(encoding="utf-8"))
         if spec is not None and info.get("spec", spec) != spec:
             raise ValueError(f"{d} holds shards of spec {info['spec']!r}, not {spec!r}")
+        if float(info.get("stretch", 1.0)) != stretch:
+            raise ValueError(
+                f"{d} holds shards stretched x{info.get('stretch', 1.0)}, not x{stretch}"
+            )
         return str(info["crop"])
     if any(d.glob("*.npz")):
+        if stretch != 1.0:
+            raise ValueError(f"{d} holds shards stretched x1.0, not x{stretch}")
         return "fixed"
     d.mkdir(parents=True, exist_ok=True)
     info = {"crop": crop} if spec is None else {"crop": crop, "spec": spec}
+    if stretch != 1.0:
+        info["stretch"] = stretch
     rec.write_text(json.dumps(info) + "\n", encoding="utf-8")
     return crop
 
 
 def make_shard(
-    spec: str, seed: int, n: int, height: int, path: str | os.PathLike, crop: str = "median"
+    spec: str,
+    seed: int,
+    n: int,
+    height: int,
+    path: str | os.PathLike,
+    crop: str = "median",
+    stretch: float = 1.0,
 ) -> None:
     """Generate n samples with generator seed `seed`, preprocess, write one .npz atomically.
-    Every shard of a data dir must share one crop mode (see data_crop)."""
+    Every shard of a data dir must share one crop mode and stretch (see data_crop)."""
     from ctcli.image import preprocess_line, rgb_to_gray
     from ctcli.synth import get_generator
 
-    have = data_crop(Path(path).parent, crop, spec)
+    have = data_crop(Path(path).parent, crop, spec, stretch)
     if have != crop:
         raise ValueError(f"{Path(path).parent} holds shards cropped {have!r}, not {crop!r}")
     gen = get_generator(spec)(seed)
     cols, widths, texts = [], [], []
     for i in range(n):
         s = gen.sample(i)
-        line = preprocess_line(rgb_to_gray(s.image), height, crop)
+        line = preprocess_line(rgb_to_gray(s.image), height, crop, stretch)
         cols.append(np.round(line.array * 255).astype(np.uint8))
         widths.append(line.array.shape[1])
         texts.append(s.text)
@@ -159,16 +178,18 @@ def shard_path(data_dir: str, k: int) -> Path:
 
 def generate_shards(cfg: TrainConfig, first: int = 0, last: int | None = None, log=print) -> None:
     """Generate train shards first..last-1 (skipping existing ones) and the val shard."""
-    cfg.crop = data_crop(cfg.data_dir, cfg.crop, cfg.spec)
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop, cfg.spec, cfg.stretch)
     val = Path(cfg.data_dir) / "val.npz"
     if not val.exists():
-        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val, cfg.crop)
+        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val, cfg.crop, cfg.stretch)
     for k in range(first, cfg.shards if last is None else last):
         p = shard_path(cfg.data_dir, k)
         if p.exists():
             continue
         t = time.time()
-        make_shard(cfg.spec, SEEDS["train"][0] + k, cfg.shard_size, cfg.height, p, cfg.crop)
+        make_shard(
+            cfg.spec, SEEDS["train"][0] + k, cfg.shard_size, cfg.height, p, cfg.crop, cfg.stretch
+        )
         log(f"shard {k} ({cfg.shard_size} images) in {time.time() - t:.0f}s -> {p}")
 
 
@@ -365,12 +386,12 @@ def make_manifest_shards(cfg: TrainConfig, val_fraction: float = 0.02, log=print
     for k in range(0, len(rest), cfg.shard_size):
         groups[f"train-{k // cfg.shard_size:04d}"] = rest[k : k + cfg.shard_size]
     Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
-    cfg.crop = data_crop(cfg.data_dir, cfg.crop)
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop, stretch=cfg.stretch)
     for name, idx in groups.items():
         arrs = [
-            np.round(preprocess_line(items[i][0], cfg.height, cfg.crop).array * 255).astype(
-                np.uint8
-            )
+            np.round(
+                preprocess_line(items[i][0], cfg.height, cfg.crop, cfg.stretch).array * 255
+            ).astype(np.uint8)
             for i in idx
         ]
         tmp = Path(cfg.data_dir) / f"{name}.tmp.npz"
@@ -421,6 +442,7 @@ def export(model, cfg: TrainConfig, path: str, metrics: dict) -> None:
             "height": cfg.height,
             "preprocess": "ctcli.image.preprocess_line",
             "crop": cfg.crop,
+            "stretch": cfg.stretch,
             "split_lines": cfg.spec.startswith("textline"),  # printed pages: one line each
             "ink": "high",
         },
@@ -497,7 +519,8 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         log(f"initial weights from {cfg.init}")
     torch.manual_seed(cfg.seed * 1_000_003 + step)
     n_params = sum(p.numel() for p in model.parameters())
-    cfg.crop = data_crop(cfg.data_dir, cfg.crop, cfg.spec)  # the data dir's own mode wins
+    # the data dir's own crop mode wins; its stretch must match
+    cfg.crop = data_crop(cfg.data_dir, cfg.crop, cfg.spec, cfg.stretch)
     log(f"config {json.dumps(asdict(cfg))}")
     amp_ctx, amp_label = amp_context(device, cfg.amp)
     log(f"device {device} ({amp_label}), threads {torch.get_num_threads()}, params {n_params:,}")
@@ -506,7 +529,9 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     log(f"data {cfg.data_dir}, crop mode {cfg.crop}")
     val_path = Path(cfg.data_dir) / "val.npz"
     if not val_path.exists():
-        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val_path, cfg.crop)
+        make_shard(
+            cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val_path, cfg.crop, cfg.stretch
+        )
     val = LineSet()
     val.add(val_path)
     data = LineSet()
@@ -630,6 +655,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--last", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--crop", default=TrainConfig.crop)
+    p.add_argument("--stretch", type=float, default=TrainConfig.stretch)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
@@ -646,6 +672,7 @@ def main(argv: list[str] | None = None) -> None:
         shard_size=a.shard_size,
         threads=a.threads,
         crop=a.crop,
+        stretch=a.stretch,
         device=a.device,
     )
 

@@ -101,6 +101,39 @@ def test_preprocess_height_polarity_and_crop():
     assert abs(line.array.shape[1] / 32 - line.scale * (arr.shape[1] - 2 * line.x0) / 32) < 3
 
 
+def test_stretch_widens_the_line_and_maps_back():
+    from ctcli.image import resize_to_height
+
+    arr = _text_image(["(1-9)-4=-12"])
+    plain = preprocess_line(arr, 32, "median")
+    wide = preprocess_line(arr, 32, "median", stretch=1.5)
+    assert wide.array.shape[0] == 32
+    assert abs(wide.array.shape[1] - 1.5 * plain.array.shape[1]) <= 2
+    assert wide.scale == pytest.approx(1.5 * plain.scale)  # horizontal px per original px
+    assert (wide.x0, wide.y0) == (plain.x0, plain.y0)
+    # the same ink, columns spread out: squeezing it back gives the plain line
+    import cv2
+
+    back = cv2.resize(wide.array, plain.array.shape[::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(back - plain.array).mean() < 0.03
+    # stretch 1 is the aspect-keeping resize, bit for bit
+    ink = np.random.default_rng(0).random((50, 120)).astype(np.float32)
+    a1, s1 = resize_to_height(ink, 32)
+    a2, s2 = resize_to_height(ink, 32, 1.0)
+    assert np.array_equal(a1, a2) and s1 == s2 == 32 / 50
+    # lines split for width use the stretched limit and still map to the original
+    from ctcli.image import MAX_LINE_ASPECT
+
+    long = _text_image(["1+2=3 " * 60])
+    whole = preprocess_line(long, 32, "median", stretch=2.0)
+    pieces = load_lines(long, 32, crop="median", stretch=2.0)
+    assert whole.array.shape[1] > 2 * 32 * MAX_LINE_ASPECT and len(pieces) > 1
+    assert all(p.array.shape[1] <= 2 * 32 * MAX_LINE_ASPECT for p in pieces)
+    assert sum(p.array.shape[1] for p in pieces) == whole.array.shape[1]
+    # each piece's x0 (original px) is its first column divided by the horizontal scale
+    assert pieces[1].x0 == whole.x0 + round(pieces[0].array.shape[1] / whole.scale)
+
+
 def test_blank_and_tiny_images():
     line = preprocess_line(np.full((5, 7), 200, np.uint8), 32)
     assert line.array.shape[0] == 32 and not np.isnan(line.array).any()

@@ -59,7 +59,7 @@ def test_fit_resume_export(shards, tmp_path):
     assert m.kind == "image" and m.labels[0] == "" and "".join(m.labels[1:]) == "0123456789+-*()="
     assert m.meta["rerank"] == "expr" and m.meta["default_lm"] == "expr-char"
     assert m.meta["features"]["height"] == 32 and m.frame_stride == 2.0
-    assert m.line_options == {"height": 32, "split": False, "crop": "median"}
+    assert m.line_options == {"height": 32, "split": False, "crop": "median", "stretch": 1.0}
 
 
 def test_data_dir_keeps_its_crop_mode(tmp_path):
@@ -74,6 +74,39 @@ def test_data_dir_keeps_its_crop_mode(tmp_path):
     legacy.mkdir()
     (legacy / "train-0000.npz").write_bytes(b"")  # shards from before crop modes
     assert data_crop(legacy, "median") == "fixed"
+
+
+def test_data_dir_keeps_its_stretch(tmp_path):
+    from ctcli.train import PREPROCESS_FILE, data_crop
+
+    d = tmp_path / "wide"
+    make_shard("expr", SEEDS["val"], 3, 32, d / "val.npz", crop="median", stretch=1.5)
+    assert '"stretch": 1.5' in (d / PREPROCESS_FILE).read_text()
+    z = np.load(d / "val.npz")
+    from ctcli.image import preprocess_line, rgb_to_gray
+    from ctcli.synth import get_generator
+
+    s = get_generator("expr")(SEEDS["val"]).sample(0)
+    ref = preprocess_line(rgb_to_gray(s.image), 32, "median", 1.5).array
+    assert z["widths"][0] == ref.shape[1]
+    with pytest.raises(ValueError, match="stretched x1.5"):
+        data_crop(d, "median", "expr")  # stretch 1 asked of a x1.5 dir
+    make_shard("expr", SEEDS["val"], 2, 32, tmp_path / "plain" / "x.npz")
+    with pytest.raises(ValueError, match="stretched x1.0"):
+        data_crop(tmp_path / "plain", "median", "expr", 2.0)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "train-0000.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="stretched x1.0"):
+        data_crop(legacy, "median", stretch=1.5)
+    # the exported model carries the stretch to inference
+    from ctcli.model import build_model
+    from ctcli.train import export
+
+    cfg = TrainConfig(spec="expr", stretch=1.5, crop="median")
+    net = build_model("crnn", n_classes=17, channels=cfg.channels, rnn_hidden=cfg.rnn_hidden)
+    export(net, cfg, str(tmp_path / "m.pt"), {})
+    assert load_model(tmp_path / "m.pt").line_options["stretch"] == 1.5
 
 
 def test_init_weights_start_a_new_run(shards, tmp_path):
