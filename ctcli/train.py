@@ -529,9 +529,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     log(f"data {cfg.data_dir}, crop mode {cfg.crop}")
     val_path = Path(cfg.data_dir) / "val.npz"
     if not val_path.exists():
-        make_shard(
-            cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val_path, cfg.crop, cfg.stretch
-        )
+        make_shard(cfg.spec, SEEDS["val"], cfg.val_n, cfg.height, val_path, cfg.crop, cfg.stretch)
     val = LineSet()
     val.add(val_path)
     data = LineSet()
