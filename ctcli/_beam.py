@@ -125,6 +125,38 @@ def _lse(a, b):
     return b + np.log1p(np.exp(a - b))
 
 
+@nb.njit(cache=True)
+def ctc_label_likelihood(lp, labels, blank):
+    """ln P(labels | lp) over all CTC alignments (forward algorithm).
+    lp: float [T, V] log-posteriors; labels: int64 [L]. -inf when T is too short."""
+    t_len = lp.shape[0]
+    n = labels.shape[0]
+    if n == 0:
+        tot = 0.0
+        for t in range(t_len):
+            tot += lp[t, blank]
+        return tot
+    s = 2 * n + 1
+    ext = np.empty(s, np.int64)
+    for i in range(s):
+        ext[i] = blank if i % 2 == 0 else labels[i // 2]
+    alpha = np.full(s, NEG_INF)
+    prev = np.empty(s)
+    alpha[0] = lp[0, ext[0]]
+    alpha[1] = lp[0, ext[1]]
+    for t in range(1, t_len):
+        prev[:] = alpha
+        for i in range(s):
+            a = prev[i]
+            if i >= 1:
+                a = _lse(a, prev[i - 1])
+            # a label may skip the blank before it unless it repeats the label two back
+            if i >= 2 and ext[i] != blank and ext[i] != ext[i - 2]:
+                a = _lse(a, prev[i - 2])
+            alpha[i] = a + lp[t, ext[i]] if a != NEG_INF else NEG_INF
+    return _lse(alpha[s - 1], alpha[s - 2])
+
+
 @nb.njit(cache=True, inline="always")
 def _hash(key, mask):
     h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)

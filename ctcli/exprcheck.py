@@ -34,10 +34,12 @@ class _Parser:
         return self.s[self.i] if self.i < len(self.s) else ""
 
     def number(self) -> int:
-        j = self.i
-        while self.peek().isdigit() and self.peek() in "0123456789":
-            self.i += 1
-        digits = self.s[j : self.i]
+        s, j = self.s, self.i
+        i, n = j, len(s)
+        while i < n and s[i] in "0123456789":
+            i += 1
+        self.i = i
+        digits = s[j:i]
         if not digits:
             raise ExprError(f"expected a number at {j}")
         if len(digits) > 1 and digits[0] == "0":
@@ -133,47 +135,42 @@ def candidates(hyps: list[str]) -> list[str]:
     result or the left-hand side was misread).
     """
     out: dict[str, None] = {}
+    values: dict[str, int | None] = {}  # n-best lists repeat left-hand sides: parse each once
     for h in hyps:
-        if parse_and_check(h):
-            out[h] = None
         parts = split_result(h)
         lhs = parts[0] if parts else h
-        try:
-            out[f"{lhs}={evaluate_expression(lhs)}"] = None
-        except ExprError:
-            pass
+        if lhs not in values:
+            try:
+                values[lhs] = evaluate_expression(lhs)
+            except ExprError:
+                values[lhs] = None
+        v = values[lhs]
+        if v is None:
+            continue
+        if parts and len(h) <= MAX_LEN:  # the hypothesis itself, when its result is right
+            try:
+                if parse_result(parts[1]) == v:
+                    out[h] = None
+            except ExprError:
+                pass
+        out[f"{lhs}={v}"] = None
     return list(out)
 
 
 def ctc_log_likelihood(log_probs, label_ids: list[int], blank: int) -> float:
-    """ln P(labels | log_probs) summed over all CTC alignments (numpy forward algorithm).
+    """ln P(labels | log_probs) summed over all CTC alignments (the forward
+    algorithm, compiled: ctcli._beam.ctc_label_likelihood).
 
     log_probs: [T, V] natural-log posteriors. Returns -inf when T is too short.
     """
     import numpy as np
 
-    lp = np.asarray(log_probs, dtype=np.float64)
-    t_len = lp.shape[0]
-    if not label_ids:
-        return float(lp[:, blank].sum())
-    ext = [blank]
-    for c in label_ids:
-        ext += [c, blank]
-    ext = np.array(ext)
-    s = len(ext)
-    # a state may skip the blank before it when its label differs from the one two back
-    skip = np.zeros(s, bool)
-    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
-    alpha = np.full(s, -np.inf)
-    alpha[0] = lp[0, ext[0]]
-    if s > 1:
-        alpha[1] = lp[0, ext[1]]
-    for t in range(1, t_len):
-        a1 = np.concatenate([[-np.inf], alpha[:-1]])
-        a2 = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
-        alpha = np.logaddexp(np.logaddexp(alpha, a1), a2) + lp[t, ext]
-    end = alpha[-1] if s == 1 else np.logaddexp(alpha[-1], alpha[-2])
-    return float(end)
+    from ctcli._beam import ctc_label_likelihood
+
+    lp = np.ascontiguousarray(log_probs, dtype=np.float64)
+    if lp.ndim != 2 or lp.shape[0] == 0:
+        return float("-inf") if label_ids else 0.0
+    return float(ctc_label_likelihood(lp, np.asarray(label_ids, dtype=np.int64), int(blank)))
 
 
 def rescore(log_probs, hyps: list[str], labels: list[str], blank: int) -> str:

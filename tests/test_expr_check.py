@@ -150,3 +150,25 @@ def test_rescore_prefers_likely_correct_expression():
     assert "4+5=9" in candidates(["4+5=8"])
     # nothing parses: the best hypothesis is kept
     assert rescore(lp, ["4+=8"], labels, 0) == "4+=8"
+
+
+def test_ctc_likelihood_edge_cases_and_reference():
+    import math
+
+    import numpy as np
+
+    from ctcli._beam_ref import ctc_log_likelihood as reference
+    from ctcli.exprcheck import ctc_log_likelihood
+
+    rng = np.random.default_rng(3)
+    for t_len in (1, 2, 5, 30):
+        x = rng.normal(size=(t_len, 6))
+        lp = x - np.log(np.exp(x).sum(1, keepdims=True))
+        for lab in ([1], [2, 2], [1, 2, 3], [5, 5, 5, 1], [3] * 10):
+            ours = ctc_log_likelihood(lp.astype(np.float32), lab, 0)
+            ref = reference(lp, lab, 0)
+            if ref == -math.inf:
+                assert ours == -math.inf  # too few frames for the labels
+            else:
+                assert ours == pytest.approx(ref, abs=1e-6)
+    assert ctc_log_likelihood(np.zeros((0, 6)), [1], 0) == -math.inf
