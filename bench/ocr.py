@@ -5,7 +5,9 @@ Measures, on ONE torch thread (the acceptance setting):
   * lines/s in batch mode for batch sizes 1, 16, 64: preprocessing
     (ctcli.image.load_lines) + forward + greedy decoding, from decoded
     grayscale arrays (image generation excluded);
-  * the same with PNG decoding included (decode_image on PNG bytes).
+  * the same with PNG decoding included (decode_image on PNG bytes);
+  * `ctcli transcribe`'s default decoding at batch 64 from PNG: beam 32 with
+    the model's default LM (and, for ocr-expr, the arithmetic re-ranking).
 
 Usage: python bench/ocr.py [--model ocr-expr] [--spec expr] [--n 1000] [--seed 100000]
 (default: both bundled image models, ocr-expr on captchas and ocr-en on
@@ -88,7 +90,10 @@ def bench(a) -> int:
         Image.fromarray(s.image).save(b, "PNG")
         pngs.append(b.getvalue())
 
-    def run(batch: int, from_png: bool) -> tuple[float, float, float]:
+    def greedy(lp):
+        return greedy_collapse(lp, model.labels, model.blank)
+
+    def run(batch: int, from_png: bool, decode=greedy) -> tuple[float, float, float]:
         ok = 0
         t0 = time.perf_counter()
         c0 = time.process_time()
@@ -102,7 +107,7 @@ def bench(a) -> int:
                 owner.extend([k] * len(lines))
             texts = [[] for _ in src]
             for k, lp in zip(owner, model.log_probs(arrays), strict=True):
-                texts[k].append(greedy_collapse(lp, model.labels, model.blank))
+                texts[k].append(decode(lp))
             ok += sum("\n".join(t) == samples[s + k].text for k, t in enumerate(texts))
         return a.n / (time.perf_counter() - t0), a.n / (time.process_time() - c0), ok / a.n
 
@@ -126,6 +131,19 @@ def bench(a) -> int:
             print(
                 f"{batch:>5} {'png' if from_png else 'array':>6} {ips:>13.0f} {cps:>12.0f} {100 * acc:>14.2f}%"
             )
+    lm = model.meta.get("default_lm")
+    try:
+        from ctcli.evaluate import make_beam
+
+        beam = make_beam(model, 32, lm, None, None)
+    except Exception as e:  # the LM is built separately (make lm)
+        print(f"beam 32 + {lm}: skipped ({str(e).splitlines()[0]})")
+        return 0
+    run(16, True, beam)  # warm-up (compiles the decoder)
+    ips, cps, acc = run(64, True, beam)
+    label = f"beam 32 + {lm}" + (" + re-rank" if model.meta.get("rerank") else "")
+    print(f"{label} (transcribe's default), batch 64, png: {ips:.0f} lines/s wall, "
+          f"{cps:.0f} lines/CPU-s, seq-acc {100 * acc:.2f}%")  # fmt: skip
     return 0
 
 
