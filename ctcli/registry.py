@@ -191,9 +191,12 @@ def install(
     alpha: float | None = None,
     beta: float | None = None,
     lm_sentence: bool | None = None,
+    stretch: float | None = None,
 ) -> Path:
     """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
-    optionally overridden, e.g. after tuning alpha and beta on a dev set) and
+    optionally overridden, e.g. after tuning alpha and beta on a dev set; an
+    image model's inference width `stretch` likewise, the training value kept
+    as features.train_stretch) and
     update its manifest entry: file, sha256, size, alphabet, default LM. A new
     name gets a minimal entry; its description is left to the model card."""
     import torch
@@ -211,6 +214,13 @@ def install(
     ):
         if value is not None:
             ck[key] = value
+    if stretch is not None:
+        if ck["kind"] != "image":
+            raise ModelLoadError(f"{src}: --stretch applies to image models only")
+        feats = dict(ck.get("features", {}))
+        feats.setdefault("train_stretch", float(feats.get("stretch", 1.0)))
+        feats["stretch"] = float(stretch)
+        ck["features"] = feats
     dst = models_dir() / name / "model.pt"
     atomic_torch_save(ck, dst)
     manifest = models_dir() / "MANIFEST.json"
@@ -236,7 +246,8 @@ def install(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ctcli.registry refresh` | `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B]`."""
+    """`python -m ctcli.registry refresh` |
+    `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B] [--lm-sentence yes|no] [--stretch F]`."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m ctcli.registry")
@@ -253,12 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         choices=["yes", "no"],
         help="yes: outputs are whole sentences for the LM (<s> ... </s>); no: spans (text lines)",
     )
+    ins.add_argument(
+        "--stretch", type=float, help="image models: inference width factor (tuned on a dev set)"
+    )
     a = ap.parse_args(argv)
     if a.cmd == "refresh":
         refresh()
     else:
         sent = None if a.lm_sentence is None else a.lm_sentence == "yes"
-        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent)
+        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent, a.stretch)
     return 0
 
 

@@ -183,6 +183,11 @@ def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypa
     old = [e for e in man["models"] if e["name"] == "tiny-img"]
     assert len(old) == 1 and old[0]["file"] == "tiny-img/model.pt" and old[0]["default"] is True
     assert find_model("tiny-img").verify() == "ok"
+    # an inference stretch tuned on a dev set: the training value is kept beside it
+    assert main(["install", "wide-img", str(src), "--stretch", "1.7"]) == 0
+    wide = load_model(find_model("wide-img").path)
+    assert wide.line_options["stretch"] == 1.7
+    assert wide.meta["features"]["train_stretch"] == 1.0
 
 
 def test_crnn_reads_a_line_the_same_alone_or_in_a_padded_batch():
