@@ -319,9 +319,14 @@ class Pipeline:
         router = self.image_router() if any(p.gray is not None for p in todo) else None
         if router is not None:
             special, general = router
+            stretch = special.model.line_options["stretch"]
             rerouted = []
             for p in todo:
-                if p.runner is special and p.gray is not None and not _checks(p.decoded, p.arrays):
+                if (
+                    p.runner is special
+                    and p.gray is not None
+                    and not _checks(p.decoded, p.arrays, stretch)
+                ):
                     p.result = None
                     self._image_lines(p, general)
                     if p.result is None:
@@ -416,15 +421,16 @@ def _audio_seconds(path: Path) -> float:
 # 700000 and 710000): 9 English lines had a correct sum in their n-best;
 # 4 of those read with a confidence (DecodeResult.conf) below 0.07, 3 were
 # bare `d=d`; one captcha that verified read at 0.15, the next lowest at 0.41.
-# Captcha lines preprocessed for ocr-expr are at most 4.3 times as wide as high
-# (`captcha` draws 160-260 x 60-80 px); a long printed line is far wider.
+# Captcha lines cropped and resized to the model height are at most 4.3 times
+# as wide as high before the model's width stretch (`captcha` draws 160-260 x
+# 60-80 px); a long printed line is far wider.
 ROUTE_MIN_CONF = 0.1
-ROUTE_MAX_ASPECT = 8.0  # about twice the widest training captcha
+ROUTE_MAX_ASPECT = 8.0  # about twice the widest training captcha, unstretched
 
 
-def _checks(decoded: list, arrays: list | None = None) -> bool:
+def _checks(decoded: list, arrays: list | None = None, stretch: float = 1.0) -> bool:
     """True when a captcha reading verifies itself: one line, not much wider
-    than a captcha (ROUTE_MAX_ASPECT), read with some confidence
+    than a captcha (ROUTE_MAX_ASPECT times the model's width `stretch`), read with some confidence
     (ROUTE_MIN_CONF), and the best hypothesis or an n-best entry *as read* is
     a well-formed expression with at least one operator whose stated result
     is right. (Recomputing the result would make almost any digit string
@@ -435,7 +441,7 @@ def _checks(decoded: list, arrays: list | None = None) -> bool:
 
     if len(decoded) != 1:
         return False
-    if arrays and arrays[0].shape[1] > ROUTE_MAX_ASPECT * arrays[0].shape[0]:
+    if arrays and arrays[0].shape[1] > ROUTE_MAX_ASPECT * stretch * arrays[0].shape[0]:
         return False
     r = decoded[0]
     if getattr(r, "conf", 1.0) < ROUTE_MIN_CONF:

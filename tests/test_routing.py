@@ -117,4 +117,5 @@ def test_route_check_needs_an_operator_confidence_and_a_captcha_shape():
     assert not _checks(dec("4-1=3", conf=ROUTE_MIN_CONF / 2), line)
     wide = [np.zeros((32, int(32 * ROUTE_MAX_ASPECT) + 8), np.float32)]
     assert not _checks(dec("4-1=3"), wide)
+    assert _checks(dec("4-1=3"), wide, stretch=1.7)  # the same captcha widened by the model
     assert not _checks(dec("4-1=3") * 2, line)  # two lines
