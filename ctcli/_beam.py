@@ -153,7 +153,7 @@ def ctc_label_likelihood(lp, labels, blank):
             # a label may skip the blank before it unless it repeats the label two back
             if i >= 2 and ext[i] != blank and ext[i] != ext[i - 2]:
                 a = _lse(a, prev[i - 2])
-            alpha[i] = a + lp[t, ext[i]] if a != NEG_INF else NEG_INF
+            alpha[i] = a + lp[t, ext[i]]  # -inf stays -inf
     return _lse(alpha[s - 1], alpha[s - 2])
 
 
