@@ -194,3 +194,30 @@ def test_wav_evaluation_set_matches_shard_utterances(tmp_path, monkeypatch):
     first = d["feats"][d["offsets"][0] : d["offsets"][1]].astype(np.float32)
     assert feats.shape == first.shape and np.abs(feats - first).mean() < 0.05  # 16-bit WAV
     assert not (tmp_path / "eval.tmp").exists()
+
+
+@needs_flite
+def test_clean_wav_set_has_same_texts_without_the_channel(tmp_path, monkeypatch):
+    """--wav --clean: same texts, voices and lengths as the default set, minus the channel."""
+    import soundfile as sf
+
+    from ctcli.synth import speechdata
+
+    voices = [speech.Voice("flite", "kal16")]
+    text = tmp_path / "s.txt"
+    text.write_text("Hello world again\nThe cat sat on the mat\nOne two three four\n")
+    noise_only = speech.ChannelConfig(
+        p_noise=1.0, p_reverb=0.0, p_telephone=0.0, p_wideband=0.0, p_codec=0.0, p_clip=0.0
+    )
+    monkeypatch.setattr(speechdata, "ChannelConfig", lambda: noise_only)
+    speechdata.generate_wavs(text, tmp_path / "noisy", n=4, seed=7, voices=voices)
+    speechdata.generate_wavs(text, tmp_path / "clean", n=4, seed=7, voices=voices, clean=True)
+    noisy = (tmp_path / "noisy" / "manifest.tsv").read_text().splitlines()
+    clean = (tmp_path / "clean" / "manifest.tsv").read_text().splitlines()
+    assert noisy == clean and len(clean) == 4
+    for row in clean:
+        a, _ = sf.read(str(tmp_path / "noisy" / row.split("\t")[0]), dtype="float32")
+        b, _ = sf.read(str(tmp_path / "clean" / row.split("\t")[0]), dtype="float32")
+        assert a.shape == b.shape
+        # the clean render is exactly silent in its padding; the noisy one is not
+        assert np.abs(b[:400]).max() == 0 and np.abs(a[:400]).max() > 0

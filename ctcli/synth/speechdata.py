@@ -197,11 +197,14 @@ def utterances(
     first: int,
     count: int,
     p_template: float = 0.15,
+    clean: bool = False,
 ) -> Iterator[tuple[int, np.ndarray, str, str]]:
     """(index, 16 kHz waveform, transcript, voice id) for utterances first..first+count-1;
-    each depends only on (seed, index) and the voice list."""
+    each depends only on (seed, index) and the voice list. `clean` leaves out the
+    channel (noise, reverb, band limits, codecs, gain): the same texts, voices,
+    speed and pitch as the default, as the voice itself sounds."""
     engines = sorted({v.engine for v in voices})
-    channel = ChannelConfig()
+    channel = None if clean else ChannelConfig()
     babble: list[np.ndarray] = []
     for idx in range(first, first + count):
         rng = random.Random(seed * 1_000_003 + idx)
@@ -270,7 +273,12 @@ def generate(
 
 
 def generate_wavs(
-    text_file: Path, out: Path, n: int, seed: int, voices: list[Voice] | None = None
+    text_file: Path,
+    out: Path,
+    n: int,
+    seed: int,
+    voices: list[Voice] | None = None,
+    clean: bool = False,
 ) -> None:
     """An evaluation set as audio: out/wav/utt-NNNNN.wav (16 kHz, 16-bit) and
     out/manifest.tsv (`wav/utt-NNNNN.wav<TAB>transcript<TAB>voice`), for
@@ -284,7 +292,7 @@ def generate_wavs(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "wav").mkdir(parents=True)
     rows = []
-    for idx, wave, text, vid in utterances(sentences, voices, seed, 0, n):
+    for idx, wave, text, vid in utterances(sentences, voices, seed, 0, n, clean=clean):
         rel = f"wav/utt-{idx:05d}.wav"
         sf.write(str(tmp / rel), np.clip(wave, -1, 1), 16000, subtype="PCM_16")
         rows.append(f"{rel}\t{text}\t{vid}\n")
@@ -312,12 +320,17 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help="write N utterances as WAV files + manifest.tsv (an evaluation set) instead of shards",
     )
+    ap.add_argument(
+        "--clean",
+        action="store_true",
+        help="with --wav: no channel effects (noise, reverb, band limits, codecs, gain)",
+    )
     a = ap.parse_args(argv)
     voices = (
         [v for v in available_voices() if v.id in HELD_OUT_VOICES] if a.held_out_voices else None
     )
     if a.wav:
-        generate_wavs(a.text, a.out, a.wav, a.seed, voices=voices)
+        generate_wavs(a.text, a.out, a.wav, a.seed, voices=voices, clean=a.clean)
     else:
         generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices)
 
