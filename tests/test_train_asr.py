@@ -99,3 +99,51 @@ def test_init_warm_starts_a_model_with_a_new_lookahead(tmp_path):
 
     a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
     assert b.module.lookahead == 2 and b.meta["features"]["mean"] == a.meta["features"]["mean"]
+
+
+def test_two_workers_train_in_step_and_save_once(tmp_path):
+    """--workers 2: both processes take their own batches, average their
+    gradients and stop together; the first one logs, validates and exports."""
+    data = _shard(tmp_path, "train")
+    cfg = train_asr.AsrConfig(
+        data=str(data),
+        val=str(data),
+        out=str(tmp_path / "m.pt"),
+        run_dir=str(tmp_path / "run"),
+        steps=120,
+        frames_per_batch=100,  # one toy utterance per batch: 2 steps per pass
+        lr=3e-3,
+        warmup=10,
+        conv_channels=4,
+        rnn_hidden=32,
+        rnn_layers=1,
+        freq_masks=0,
+        time_masks=0,
+        mel_warp=0.0,
+        val_every=60,
+        log_every=10,
+        workers=2,
+    )
+    logs: list[str] = []
+    m = train_asr.fit(cfg, log=logs.append)
+    assert any("2 workers" in line for line in logs)
+    assert m["step"] == 120 and m["val_cer"] < 0.3
+    assert sum(line.startswith("VAL") for line in logs) == 2
+    from ctcli.model import load_model
+
+    assert load_model(tmp_path / "m.pt").kind == "audio"
+    logs2: list[str] = []
+    train_asr.fit(train_asr.AsrConfig(**{**cfg.__dict__, "steps": 130}), resume=True,
+                  log=logs2.append)  # fmt: skip
+    assert any("resumed at step 120" in line for line in logs2)
+
+
+def test_more_workers_than_batches_is_refused(tmp_path):
+    import pytest
+
+    data = _shard(tmp_path, "train")
+    cfg = train_asr.AsrConfig(data=str(data), val=str(data), out=str(tmp_path / "m.pt"),
+                              run_dir=str(tmp_path / "run"), steps=5, frames_per_batch=100_000,
+                              conv_channels=4, rnn_hidden=8, rnn_layers=1, workers=2)  # fmt: skip
+    with pytest.raises(ValueError, match="frames-per-batch"):
+        train_asr.fit(cfg, log=lambda m: None)
