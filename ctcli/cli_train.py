@@ -295,6 +295,18 @@ def register(app: typer.Typer) -> None:
         print(json.dumps(rep.to_dict(), indent=2) if json_out else format_report(rep))
         return 0
 
+    @app.command(
+        "train-speech",
+        help="Train the acoustic model on synthetic speech shards (ctcli.synth.speechdata). "
+        "Options: ctcli train-speech --help.",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )
+    def train_speech_cmd(ctx: typer.Context) -> None:
+        from ctcli.train_asr import main
+
+        main(list(ctx.args), prog="ctcli train-speech")
+
 
 def _is_audio_manifest(manifest: Path) -> bool:
     """Whether a manifest's first entry is an audio file (by content)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -481,20 +482,43 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(
-        prog="python -m ctcli.train_asr", description=__doc__.split("\n\n")[0]
-    )
+HELP = {
+    "data": "training shard folder (python -m ctcli.synth.speechdata); new shards join as they appear",
+    "val": "validation shard folder (held-out text)",
+    "out": "inference checkpoint, re-exported when validation WER does not get worse",
+    "run_dir": "state.pt (resume), metrics.jsonl",
+    "steps": "optimiser steps in total (the LR schedule's length; raise it to continue)",
+    "frames_per_batch": "10-ms input frames per batch and worker",
+    "lr": "peak learning rate (AdamW), cosine decay after the warm-up",
+    "warmup": "linear warm-up steps",
+    "time_stride": "input frames per output frame: 2 or 4",
+    "lookahead": "output frames of right context for the top layer",
+    "val_every": "steps between validations",
+    "threads": "torch threads per worker",
+    "workers": "data-parallel CPU processes (2 on 2 cores: about 1.5x one process of 2 threads)",
+    "device": "auto | cpu | cuda[:N]",
+    "amp": "mixed precision: auto | bf16 | off",
+    "init": "start a new run from this checkpoint's matching weights and feature statistics",
+}
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m ctcli.train_asr") -> None:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     for k, v in asdict(AsrConfig()).items():
-        ap.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
-    ap.add_argument("--resume", action="store_true")
+        ap.add_argument(
+            "--" + k.replace("_", "-"),
+            type=type(v),
+            default=v,
+            help=f"{HELP[k]} (default: {v})" if k in HELP else f"default: {v}",
+        )
+    ap.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt")
     a = vars(ap.parse_args(argv))
     resume = a.pop("resume")
     cfg = AsrConfig(**{k: a[k] for k in asdict(AsrConfig())})
 
     def log(msg: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
+        print(line, file=sys.stderr, flush=True)  # logs on stderr, like every ctcli command
 
     fit(cfg, resume=resume, log=log)
 

@@ -147,3 +147,25 @@ def test_more_workers_than_batches_is_refused(tmp_path):
                               conv_channels=4, rnn_hidden=8, rnn_layers=1, workers=2)  # fmt: skip
     with pytest.raises(ValueError, match="frames-per-batch"):
         train_asr.fit(cfg, log=lambda m: None)
+
+
+def test_ctcli_train_speech_runs_the_trainer(tmp_path, capsys):
+    """`ctcli train-speech` is the trainer's command line: its own --help, and a
+    run that logs on stderr only and writes the checkpoint."""
+    import pytest
+
+    from ctcli.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train-speech", "--help"])
+    assert e.value.code == 0 and "--workers" in capsys.readouterr().out
+    data = _shard(tmp_path, "train")
+    args = ["--data", str(data), "--val", str(data), "--out", str(tmp_path / "m.pt"),
+            "--run-dir", str(tmp_path / "run"), "--steps", "4", "--frames-per-batch", "2000",
+            "--conv-channels", "4", "--rnn-hidden", "8", "--rnn-layers", "1", "--val-every", "4",
+            "--log-every", "2"]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        main(["train-speech", *args])
+    out = capsys.readouterr()
+    assert e.value.code == 0 and out.out == ""
+    assert "done at step 4" in out.err and (tmp_path / "m.pt").is_file()
