@@ -192,11 +192,13 @@ def install(
     beta: float | None = None,
     lm_sentence: bool | None = None,
     stretch: float | None = None,
+    half: bool = False,
 ) -> Path:
     """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
     optionally overridden, e.g. after tuning alpha and beta on a dev set; an
     image model's inference width `stretch` likewise, the training value kept
-    as features.train_stretch) and
+    as features.train_stretch; `half`: weights stored as float16, half the
+    size, loaded back into float32) and
     update its manifest entry: file, sha256, size, alphabet, default LM. A new
     name gets a minimal entry; its description is left to the model card."""
     import torch
@@ -221,6 +223,10 @@ def install(
         feats.setdefault("train_stretch", float(feats.get("stretch", 1.0)))
         feats["stretch"] = float(stretch)
         ck["features"] = feats
+    if half:
+        ck["state_dict"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in ck["state_dict"].items()
+        }
     dst = models_dir() / name / "model.pt"
     atomic_torch_save(ck, dst)
     manifest = models_dir() / "MANIFEST.json"
@@ -267,12 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument(
         "--stretch", type=float, help="image models: inference width factor (tuned on a dev set)"
     )
+    ins.add_argument(
+        "--half", action="store_true", help="store the weights as float16 (half the size)"
+    )
     a = ap.parse_args(argv)
     if a.cmd == "refresh":
         refresh()
     else:
         sent = None if a.lm_sentence is None else a.lm_sentence == "yes"
-        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent, a.stretch)
+        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent, a.stretch, a.half)
     return 0
 
 

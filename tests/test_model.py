@@ -188,6 +188,15 @@ def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypa
     wide = load_model(find_model("wide-img").path)
     assert wide.line_options["stretch"] == 1.7
     assert wide.meta["features"]["train_stretch"] == 1.0
+    # float16 storage: about half the file, float32 weights after loading, same outputs
+    assert main(["install", "half-img", str(src), "--half"]) == 0
+    half, full = find_model("half-img"), find_model("tiny-img")
+    assert half.verify() == "ok" and half.path.stat().st_size < 0.75 * full.path.stat().st_size
+    hm, fm = load_model(half.path), load_model(full.path)
+    assert all(p.dtype == torch.float32 for p in hm.module.parameters())
+    x = torch.rand(2, 1, 32, 64)
+    with torch.inference_mode():
+        assert torch.allclose(hm.module(x), fm.module(x), atol=2e-2)
 
 
 def test_crnn_reads_a_line_the_same_alone_or_in_a_padded_batch():
