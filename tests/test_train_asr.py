@@ -29,26 +29,18 @@ def _shard(tmp_path, name):
     return d
 
 
+def _toy_config(tmp_path, data, **over) -> train_asr.AsrConfig:
+    """A tiny network on the toy shard, no augmentation, checkpoint under tmp_path."""
+    base = dict(data=str(data), val=str(data), out=str(tmp_path / "m.pt"),
+                run_dir=str(tmp_path / "run"), lr=3e-3, warmup=10, conv_channels=4,
+                rnn_hidden=32, rnn_layers=1, freq_masks=0, time_masks=0, mel_warp=0.0,
+                log_every=10)  # fmt: skip
+    return train_asr.AsrConfig(**{**base, **over})
+
+
 def test_fit_learns_and_exports(tmp_path):
     data = _shard(tmp_path, "train")
-    cfg = train_asr.AsrConfig(
-        data=str(data),
-        val=str(data),
-        out=str(tmp_path / "m.pt"),
-        run_dir=str(tmp_path / "run"),
-        steps=150,
-        frames_per_batch=2000,
-        lr=3e-3,
-        warmup=10,
-        conv_channels=4,
-        rnn_hidden=32,
-        rnn_layers=1,
-        freq_masks=0,
-        time_masks=0,
-        mel_warp=0.0,
-        val_every=150,
-        log_every=10,
-    )
+    cfg = _toy_config(tmp_path, data, steps=150, frames_per_batch=2000, val_every=150)
     logs: list[str] = []
     m = train_asr.fit(cfg, log=logs.append)
     losses = [float(line.split("loss ")[1].split()[0]) for line in logs if line.startswith("step ")]
@@ -105,25 +97,8 @@ def test_two_workers_train_in_step_and_save_once(tmp_path):
     """--workers 2: both processes take their own batches, average their
     gradients and stop together; the first one logs, validates and exports."""
     data = _shard(tmp_path, "train")
-    cfg = train_asr.AsrConfig(
-        data=str(data),
-        val=str(data),
-        out=str(tmp_path / "m.pt"),
-        run_dir=str(tmp_path / "run"),
-        steps=120,
-        frames_per_batch=100,  # one toy utterance per batch: 2 steps per pass
-        lr=3e-3,
-        warmup=10,
-        conv_channels=4,
-        rnn_hidden=32,
-        rnn_layers=1,
-        freq_masks=0,
-        time_masks=0,
-        mel_warp=0.0,
-        val_every=60,
-        log_every=10,
-        workers=2,
-    )
+    # one toy utterance per batch: 2 steps per pass over the 4 utterances
+    cfg = _toy_config(tmp_path, data, steps=120, frames_per_batch=100, val_every=60, workers=2)
     logs: list[str] = []
     m = train_asr.fit(cfg, log=logs.append)
     assert any("2 workers" in line for line in logs)
