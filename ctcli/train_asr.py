@@ -93,6 +93,7 @@ class Shards:
     def __init__(self, root: str | Path):
         self.feats: list[np.ndarray] = []
         self.texts: list[str] = []
+        self.voices: list[str] = []  # "engine:voice" per utterance
         self.loaded: set[str] = set()
         self.root = Path(root)
         self.rescan()
@@ -107,6 +108,7 @@ class Shards:
             feats = d["feats"]  # read once: each d[...] access re-reads the array from the archive
             self.feats += [feats[off[i] : off[i + 1]] for i in range(len(off) - 1)]
             self.texts += [str(t) for t in d["texts"]]
+            self.voices += [str(v) for v in d["voices"]] if "voices" in d else [""] * (len(off) - 1)
             self.loaded.add(p.name)
             added += 1
         return added
@@ -178,7 +180,7 @@ def validate(model, val: Shards, features: dict, cfg: AsrConfig, device: str) ->
     import torch
 
     from ctcli.audio import normalize
-    from ctcli.metrics import cer, wer
+    from ctcli.metrics import cer, edit_distance, wer
 
     model.eval()
     refs, hyps = [], []
@@ -193,11 +195,17 @@ def validate(model, val: Shards, features: dict, cfg: AsrConfig, device: str) ->
     model.train()
     n_words = sum(len(r.split()) for r in refs)
     n_chars = sum(len(r) for r in refs)
+    by_engine: dict[str, list[int]] = {}  # engine -> [char errors, ref chars]
+    for i, (r, h) in enumerate(zip(refs, hyps, strict=True)):
+        e = by_engine.setdefault(val.voices[i].split(":")[0] or "?", [0, 0])
+        e[0] += edit_distance(r, h)
+        e[1] += len(r)
     return {
         "val_wer": sum(wer(r, h) * len(r.split()) for r, h in zip(refs, hyps, strict=True))
         / max(1, n_words),
         "val_cer": sum(cer(r, h) * len(r) for r, h in zip(refs, hyps, strict=True))
         / max(1, n_chars),
+        "cer_by_engine": {k: round(v[0] / max(1, v[1]), 4) for k, v in sorted(by_engine.items())},
         "example": {"ref": refs[0], "hyp": hyps[0]} if refs else {},
     }
 
@@ -463,7 +471,9 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
                 better = not metrics["val_wer"] > best  # nan (no val set) always exports
                 log(
                     f"VAL step {step} WER {metrics['val_wer']:.4f} CER {metrics.get('val_cer', float('nan')):.4f} "
-                    f"{metrics.get('example', '')}" + (" (exported)" if better else "")
+                    + "".join(f"{k} {v:.3f} " for k, v in metrics.get("cer_by_engine", {}).items())
+                    + f"{metrics.get('example', '')}"
+                    + (" (exported)" if better else "")
                 )
                 if better:
                     best = metrics["val_wer"] if metrics["val_wer"] == metrics["val_wer"] else best

@@ -46,6 +46,7 @@ def test_fit_learns_and_exports(tmp_path):
     losses = [float(line.split("loss ")[1].split()[0]) for line in logs if line.startswith("step ")]
     assert losses[-1] < 0.5 * losses[0]
     assert m["val_cer"] < 0.2 and m["step"] == 150  # the toy letters are learnt
+    assert m["cer_by_engine"] == {"test": round(m["val_cer"], 4)}  # validation CER per TTS engine
     from ctcli.model import load_model
 
     lm = load_model(tmp_path / "m.pt")
