@@ -221,3 +221,22 @@ def test_clean_wav_set_has_same_texts_without_the_channel(tmp_path, monkeypatch)
         assert a.shape == b.shape
         # the clean render is exactly silent in its padding; the noisy one is not
         assert np.abs(b[:400]).max() == 0 and np.abs(a[:400]).max() > 0
+
+
+@needs_flite
+def test_shard_ranges_build_the_same_corpus(tmp_path, monkeypatch):
+    """--first K: a process given shards K.. writes exactly what one process writes there."""
+    from ctcli.synth import speechdata
+
+    voices = [speech.Voice("flite", "kal16")]
+    text = tmp_path / "s.txt"
+    text.write_text("Hello world again\nThe cat sat on the mat\nOne two three four\n")
+    monkeypatch.setattr(speechdata, "training_voices", lambda: voices)
+    speechdata.generate(text, tmp_path / "one", shards=2, shard_size=2, seed=4)
+    speechdata.generate(text, tmp_path / "split", shards=2, shard_size=2, seed=4, first=1)
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["shard-00001.npz"]
+    a, b = (
+        np.load(tmp_path / "one" / "shard-00001.npz"),
+        np.load(tmp_path / "split" / "shard-00001.npz"),
+    )
+    assert list(a["texts"]) == list(b["texts"]) and np.array_equal(a["feats"], b["feats"])

@@ -246,12 +246,15 @@ def generate(
     p_template: float = 0.15,
     features: dict | None = None,
     voices: list[Voice] | None = None,
+    first: int = 0,
 ) -> None:
-    """Write shards 0..shards-1 (skipping those present)."""
+    """Write shards first..shards-1 (skipping those present). Each shard depends
+    only on the seed and its number, so several processes given disjoint
+    ranges build the same corpus as one."""
     sentences, voices = _setup(text_file, voices)
     feats_cfg = {**DEFAULT_FEATURES, **(features or {})}
     out.mkdir(parents=True, exist_ok=True)
-    for k in range(shards):
+    for k in range(first, shards):
         path = out / f"shard-{k:05d}.npz"
         if path.exists():
             continue
@@ -310,6 +313,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shard-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
+        "--first", type=int, default=0, help="first shard number (split a corpus across processes)"
+    )
+    ap.add_argument(
         "--held-out-voices",
         action="store_true",
         help="speak with the held-out voices only (evaluation sets)",
@@ -332,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.wav:
         generate_wavs(a.text, a.out, a.wav, a.seed, voices=voices, clean=a.clean)
     else:
-        generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices)
+        generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices, first=a.first)
 
 
 if __name__ == "__main__":
