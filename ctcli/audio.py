@@ -7,6 +7,7 @@ training and inference cannot drift. soundfile/librosa are imported lazily.
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -93,7 +94,16 @@ def logmel(wave: np.ndarray, features: dict | None = None) -> np.ndarray:
     import librosa
 
     f = {**DEFAULT_FEATURES, **(features or {})}
-    mel = librosa.feature.melspectrogram(
+    with warnings.catch_warnings():
+        # a clip shorter than one window (25 ms) still gives its centred frames;
+        # librosa's warning about it would be noise on the user's stderr
+        warnings.filterwarnings("ignore", message="n_fft=.*too large", category=UserWarning)
+        mel = _melspectrogram(librosa, wave, f)
+    return normalize(np.log(mel + 1e-6).T.astype(np.float32), f)
+
+
+def _melspectrogram(librosa, wave: np.ndarray, f: dict) -> np.ndarray:
+    return librosa.feature.melspectrogram(
         y=wave,
         sr=f["sample_rate"],
         n_fft=f["n_fft"],
@@ -105,7 +115,6 @@ def logmel(wave: np.ndarray, features: dict | None = None) -> np.ndarray:
         power=2.0,
         center=True,
     )
-    return normalize(np.log(mel + 1e-6).T.astype(np.float32), f)
 
 
 def normalize(feats: np.ndarray, features: dict) -> np.ndarray:
