@@ -28,6 +28,9 @@ DEFAULT_FEATURES = {
 }
 
 
+SILENT_PEAK = 1e-4  # -80 dBFS, below a 16-bit file's third-lowest level: digital silence
+
+
 def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Bytes of WAV/FLAC/OGG/MP3/... -> mono float32 at `sample_rate`."""
     if not data:
@@ -48,6 +51,8 @@ def decode_audio(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         )
     if not np.all(np.isfinite(wave)):
         raise InputError("audio holds non-finite samples")
+    if float(np.abs(wave).max()) < SILENT_PEAK:
+        raise InputError("silent audio: no sample above -80 dBFS")
     if sr != sample_rate:
         import soxr
 

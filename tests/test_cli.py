@@ -328,3 +328,17 @@ def test_files_from_with_non_utf8_name(registry_env, tmp_path):
     r = invoke(["transcribe", "-f", "jsonl", "--files-from", str(listing)])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["error"] is None
+
+
+def test_silent_audio_is_reported_and_the_batch_goes_on(registry_env, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    good = write_wav(tmp_path / "good.wav")
+    silent = tmp_path / "silent.wav"
+    sf.write(str(silent), np.zeros(16000, np.float32), 16000)
+    r = invoke(["transcribe", "-f", "tsv", str(silent), str(good)])
+    assert r.exit_code == 1
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [str(good)]
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "silent audio" in err[0] and str(silent) in err[0]
