@@ -103,23 +103,19 @@ def logmel(wave: np.ndarray, features: dict | None = None) -> np.ndarray:
         # a clip shorter than one window (25 ms) still gives its centred frames;
         # librosa's warning about it would be noise on the user's stderr
         warnings.filterwarnings("ignore", message="n_fft=.*too large", category=UserWarning)
-        mel = _melspectrogram(librosa, wave, f)
+        mel = librosa.feature.melspectrogram(
+            y=wave,
+            sr=f["sample_rate"],
+            n_fft=f["n_fft"],
+            hop_length=f["hop"],
+            win_length=f["n_fft"],
+            n_mels=f["n_mels"],
+            fmin=f["fmin"],
+            fmax=f["fmax"],
+            power=2.0,
+            center=True,
+        )
     return normalize(np.log(mel + 1e-6).T.astype(np.float32), f)
-
-
-def _melspectrogram(librosa, wave: np.ndarray, f: dict) -> np.ndarray:
-    return librosa.feature.melspectrogram(
-        y=wave,
-        sr=f["sample_rate"],
-        n_fft=f["n_fft"],
-        hop_length=f["hop"],
-        win_length=f["n_fft"],
-        n_mels=f["n_mels"],
-        fmin=f["fmin"],
-        fmax=f["fmax"],
-        power=2.0,
-        center=True,
-    )
 
 
 def normalize(feats: np.ndarray, features: dict) -> np.ndarray:

@@ -75,9 +75,10 @@ class AsrConfig:
     threads: int = 1  # torch threads per worker
     # data-parallel worker processes on the CPU (gloo): each takes its own
     # batch of `frames_per_batch`, gradients are averaged, so one step sees
-    # `workers` batches. 2 processes of one thread train about 1.5x faster
-    # than one process of two threads (the GRU's small matrix products
-    # parallelise poorly inside one process).
+    # `workers` batches. Measured on 2 cores with the 6.66M network: two
+    # one-thread workers 165-190 audio-s/s against 86-93 for one; two threads
+    # in one process only 1.3-1.4x one thread (the GRU's small matrix
+    # products parallelise poorly inside one process).
     workers: int = 1
     device: str = "auto"
     amp: str = "auto"  # mixed precision: auto | bf16 | off (ctcli.train.amp_context)
@@ -180,7 +181,7 @@ def validate(model, val: Shards, features: dict, cfg: AsrConfig, device: str) ->
     import torch
 
     from ctcli.audio import normalize
-    from ctcli.metrics import cer, edit_distance, wer
+    from ctcli.metrics import cer, wer
 
     model.eval()
     refs, hyps = [], []
@@ -195,16 +196,16 @@ def validate(model, val: Shards, features: dict, cfg: AsrConfig, device: str) ->
     model.train()
     n_words = sum(len(r.split()) for r in refs)
     n_chars = sum(len(r) for r in refs)
-    by_engine: dict[str, list[int]] = {}  # engine -> [char errors, ref chars]
-    for i, (r, h) in enumerate(zip(refs, hyps, strict=True)):
-        e = by_engine.setdefault(val.voices[i].split(":")[0] or "?", [0, 0])
-        e[0] += edit_distance(r, h)
-        e[1] += len(r)
+    char_errs = [cer(r, h) * len(r) for r, h in zip(refs, hyps, strict=True)]
+    by_engine: dict[str, list[float]] = {}  # engine -> [char errors, ref chars]
+    for i, (r, e) in enumerate(zip(refs, char_errs, strict=True)):
+        tot = by_engine.setdefault(val.voices[i].split(":")[0] or "?", [0.0, 0])
+        tot[0] += e
+        tot[1] += len(r)
     return {
         "val_wer": sum(wer(r, h) * len(r.split()) for r, h in zip(refs, hyps, strict=True))
         / max(1, n_words),
-        "val_cer": sum(cer(r, h) * len(r) for r, h in zip(refs, hyps, strict=True))
-        / max(1, n_chars),
+        "val_cer": sum(char_errs) / max(1, n_chars),
         "cer_by_engine": {k: round(v[0] / max(1, v[1]), 4) for k, v in sorted(by_engine.items())},
         "example": {"ref": refs[0], "hyp": hyps[0]} if refs else {},
     }
@@ -505,7 +506,7 @@ HELP = {
     "lookahead": "output frames of right context for the top layer",
     "val_every": "steps between validations",
     "threads": "torch threads per worker",
-    "workers": "data-parallel CPU processes (2 on 2 cores: about 1.5x one process of 2 threads)",
+    "workers": "data-parallel CPU processes (2 on 2 cores: about 1.9x one, where 2 threads give 1.3x)",
     "device": "auto | cpu | cuda[:N]",
     "amp": "mixed precision: auto | bf16 | off",
     "init": "start a new run from this checkpoint's matching weights and feature statistics",
