@@ -171,18 +171,31 @@ def test_missing_neural_engines_are_skipped_with_one_warning(monkeypatch):
     assert sum("piper" in m for m in msgs) == 1 and sum("hibari" in m for m in msgs) == 1
 
 
+THREE_LINES = "Hello world again\nThe cat sat on the mat\nOne two three four\n"
+
+
+def _kal16_corpus(tmp_path, monkeypatch, lines: str):
+    """(speechdata, [flite kal16], a sentence file): one fast voice as the
+    training voices, for small corpus and evaluation-set runs."""
+    from ctcli.synth import speechdata
+
+    voices = [speech.Voice("flite", "kal16")]
+    text = tmp_path / "s.txt"
+    text.write_text(lines)
+    monkeypatch.setattr(speechdata, "training_voices", lambda: voices)
+    return speechdata, voices, text
+
+
 @needs_flite
 def test_wav_evaluation_set_matches_shard_utterances(tmp_path, monkeypatch):
     """--wav writes the same utterances a shard would hold, as audio + manifest."""
     import soundfile as sf
 
     from ctcli.audio import logmel
-    from ctcli.synth import speechdata
 
-    voices = [speech.Voice("flite", "kal16")]
-    text = tmp_path / "s.txt"
-    text.write_text("Hello world again\nThe cat sat on the mat\n")
-    monkeypatch.setattr(speechdata, "training_voices", lambda: voices)
+    speechdata, voices, text = _kal16_corpus(
+        tmp_path, monkeypatch, "Hello world again\nThe cat sat on the mat\n"
+    )
     speechdata.generate(text, tmp_path / "shards", shards=1, shard_size=3, seed=5)
     speechdata.generate_wavs(text, tmp_path / "eval", n=3, seed=5, voices=voices)
     rows = [ln.split("\t") for ln in (tmp_path / "eval" / "manifest.tsv").read_text().splitlines()]
@@ -201,11 +214,7 @@ def test_clean_wav_set_has_same_texts_without_the_channel(tmp_path, monkeypatch)
     """--wav --clean: same texts, voices and lengths as the default set, minus the channel."""
     import soundfile as sf
 
-    from ctcli.synth import speechdata
-
-    voices = [speech.Voice("flite", "kal16")]
-    text = tmp_path / "s.txt"
-    text.write_text("Hello world again\nThe cat sat on the mat\nOne two three four\n")
+    speechdata, voices, text = _kal16_corpus(tmp_path, monkeypatch, THREE_LINES)
     noise_only = speech.ChannelConfig(
         p_noise=1.0, p_reverb=0.0, p_telephone=0.0, p_wideband=0.0, p_codec=0.0, p_clip=0.0
     )
@@ -226,12 +235,7 @@ def test_clean_wav_set_has_same_texts_without_the_channel(tmp_path, monkeypatch)
 @needs_flite
 def test_shard_ranges_build_the_same_corpus(tmp_path, monkeypatch):
     """--first K: a process given shards K.. writes exactly what one process writes there."""
-    from ctcli.synth import speechdata
-
-    voices = [speech.Voice("flite", "kal16")]
-    text = tmp_path / "s.txt"
-    text.write_text("Hello world again\nThe cat sat on the mat\nOne two three four\n")
-    monkeypatch.setattr(speechdata, "training_voices", lambda: voices)
+    speechdata, _, text = _kal16_corpus(tmp_path, monkeypatch, THREE_LINES)
     speechdata.generate(text, tmp_path / "one", shards=2, shard_size=2, seed=4)
     speechdata.generate(text, tmp_path / "split", shards=2, shard_size=2, seed=4, first=1)
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["shard-00001.npz"]
