@@ -1,12 +1,15 @@
 """Acoustic and optical CTC networks, and self-describing checkpoints.
 
-Two architectures:
+Three architectures:
 
 * ``crnn`` (images): a small VGG-style CNN over a fixed-height line image,
   height collapsed into channels, a bidirectional GRU over width, and a
   per-frame classifier. One output frame per ``frame_stride`` = 2 input px.
 * ``asr_conv_gru`` (audio): two stride-2 convolutions over log-mel frames
   (x4 subsampling in time), a unidirectional GRU, and a classifier.
+* ``asr_conformer`` (audio): the same front end, then conformer blocks whose
+  self-attention is limited to the frame's chunk and a few chunks before it
+  and whose convolutions are causal, so it streams chunk by chunk.
 
 A checkpoint is a plain dict, loadable with ``torch.load(weights_only=True)``::
 
@@ -176,7 +179,42 @@ class CRNN(nn.Module):
 # --------------------------------------------------------------------------- audio
 
 
-class ConvGRU(nn.Module):
+class _ConvFront(nn.Module):
+    """The acoustic models' front end: two kernel-3 convolutions over log-mel
+    frames (both halve the mel axis; the first halves time, the second too when
+    time_stride is 4), 3 input frames (30 ms) of look-ahead."""
+
+    def _init_front(self, n_mels: int, conv_channels: int, time_stride: int) -> int:
+        """Builds `self.conv`; returns the per-frame feature size C*F/4."""
+        if time_stride not in (2, 4):
+            raise ValueError(f"time_stride must be 2 or 4, not {time_stride}")
+        self.time_stride = time_stride
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, conv_channels, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),  # B x C x T/2 x F/2
+            nn.Conv2d(conv_channels, conv_channels, 3, stride=(time_stride // 2, 2), padding=1),
+            nn.ReLU(inplace=True),  # B x C x T/time_stride x F/4
+        )
+        return conv_channels * ((((n_mels + 1) // 2) + 1) // 2)
+
+    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        """Output frames for input frame counts (ceil(T/2), then ceil(./2) again at x4)."""
+        half = torch.div(frames + 1, 2, rounding_mode="floor")
+        return half if self.time_stride == 2 else torch.div(half + 1, 2, rounding_mode="floor")
+
+    def conv_frames(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: B x T x n_mels -> B x T/time_stride x C*F/4 (per-frame conv features).
+        With `lengths`, the first convolution's frames past each item's end are
+        zeroed, so the second one sees the same zero padding as the item alone."""
+        f = self.conv[1](self.conv[0](x.unsqueeze(1)))  # B x C x T/2 x F/2
+        if lengths is not None:
+            f = _zero_past(f, torch.div(lengths + 1, 2, rounding_mode="floor"), time_dim=2)
+        f = self.conv[3](self.conv[2](f))  #           B x C x T/stride x F/4
+        b, c, t, fr = f.shape
+        return f.permute(0, 2, 1, 3).reshape(b, t, c * fr)
+
+
+class ConvGRU(_ConvFront):
     """Streaming-friendly acoustic model: conv subsampling (x2 or x4 in time),
     then a stack of unidirectional GRU layers, each with a residual connection
     and layer norm (plain stacked GRUs sit on the CTC blank plateau for a long
@@ -214,17 +252,8 @@ class ConvGRU(nn.Module):
         lookahead: int = 0,
     ):
         super().__init__()
-        if time_stride not in (2, 4):
-            raise ValueError(f"time_stride must be 2 or 4, not {time_stride}")
-        self.time_stride = time_stride
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, conv_channels, 3, stride=2, padding=1),
-            nn.ReLU(inplace=True),  # B x C x T/2 x F/2
-            nn.Conv2d(conv_channels, conv_channels, 3, stride=(time_stride // 2, 2), padding=1),
-            nn.ReLU(inplace=True),  # B x C x T/time_stride x F/4
-        )
-        f4 = (((n_mels + 1) // 2) + 1) // 2
-        self.proj = nn.Linear(conv_channels * f4, rnn_hidden)
+        n_front = self._init_front(n_mels, conv_channels, time_stride)
+        self.proj = nn.Linear(n_front, rnn_hidden)
         self.norm_in = nn.LayerNorm(rnn_hidden)
         self.rnns = nn.ModuleList(
             nn.GRU(rnn_hidden, rnn_hidden, batch_first=True) for _ in range(rnn_layers)
@@ -242,22 +271,6 @@ class ConvGRU(nn.Module):
             nn.init.zeros_(self.ahead_pw.bias)
             self.ahead_norm = nn.LayerNorm(rnn_hidden)
         self.head = nn.Linear(rnn_hidden, n_classes)
-
-    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
-        """Output frames for input frame counts (ceil(T/2), then ceil(./2) again at x4)."""
-        half = torch.div(frames + 1, 2, rounding_mode="floor")
-        return half if self.time_stride == 2 else torch.div(half + 1, 2, rounding_mode="floor")
-
-    def conv_frames(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x: B x T x n_mels -> B x T/time_stride x C*F/4 (per-frame conv features).
-        With `lengths`, the first convolution's frames past each item's end are
-        zeroed, so the second one sees the same zero padding as the item alone."""
-        f = self.conv[1](self.conv[0](x.unsqueeze(1)))  # B x C x T/2 x F/2
-        if lengths is not None:
-            f = _zero_past(f, torch.div(lengths + 1, 2, rounding_mode="floor"), time_dim=2)
-        f = self.conv[3](self.conv[2](f))  #           B x C x T/stride x F/4
-        b, c, t, fr = f.shape
-        return f.permute(0, 2, 1, 3).reshape(b, t, c * fr)
 
     def recurrent(self, f: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         """Conv features B x T' x C*F/4 -> top GRU outputs B x T' x hidden, carrying
@@ -293,7 +306,149 @@ class ConvGRU(nn.Module):
         return self.top(h)
 
 
-ARCHS = {"crnn": CRNN, "asr_conv_gru": ConvGRU}
+def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding: x B x H x T x D (D even) rotated by position
+    pos (T,), so that attention scores depend on relative offsets only."""
+    d = x.shape[-1] // 2
+    inv = 10000.0 ** (-torch.arange(d, device=x.device, dtype=torch.float32) / d)
+    ang = pos.to(torch.float32)[:, None] * inv[None, :]  # T x D/2
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., :d], x[..., d:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
+
+
+class _ConformerBlock(nn.Module):
+    """Half-step feed-forward, chunk-masked self-attention (rotary positions),
+    causal depthwise-convolution module, half-step feed-forward, layer norm."""
+
+    def __init__(self, d: int, heads: int, ff: int, kernel: int):
+        super().__init__()
+        self.heads = heads
+        self.ff1 = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff), nn.SiLU(), nn.Linear(ff, d))
+        self.att_norm = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.att_out = nn.Linear(d, d)
+        self.conv_norm = nn.LayerNorm(d)
+        self.pw1 = nn.Linear(d, 2 * d)
+        self.dw = nn.Conv1d(d, d, kernel, groups=d)
+        self.dw_norm = nn.LayerNorm(d)
+        self.pw2 = nn.Linear(d, d)
+        self.ff2 = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff), nn.SiLU(), nn.Linear(ff, d))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: dict | None = None
+    ) -> torch.Tensor:
+        """x B x T x d at positions pos (T,). With `cache` (streaming), the keys,
+        values and convolution inputs of earlier frames come from it, `mask`
+        covers cached + new keys, and the cache is updated in place."""
+        b, t, d = x.shape
+        x = x + 0.5 * self.ff1(x)
+        q, k, v = self.qkv(self.att_norm(x)).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = _rope(q, pos), _rope(k, pos)
+        if cache is not None and "k" in cache:
+            k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+        a = nn.functional.scaled_dot_product_attention(q, k, v, mask)
+        x = x + self.att_out(a.transpose(1, 2).reshape(b, t, d))
+        c = nn.functional.glu(self.pw1(self.conv_norm(x)), -1).transpose(1, 2)  # B x d x T
+        left = self.dw.kernel_size[0] - 1
+        if cache is not None and "conv" in cache:
+            c = torch.cat([cache["conv"], c], 2)
+        else:
+            c = nn.functional.pad(c, (left, 0))
+        if cache is not None:
+            keep = cache["keys"]
+            cache.update(k=k[:, :, -keep:], v=v[:, :, -keep:], conv=c[:, :, c.shape[2] - left :])
+        c = self.dw(c).transpose(1, 2)
+        x = x + self.pw2(nn.functional.silu(self.dw_norm(c)))
+        x = x + 0.5 * self.ff2(x)
+        return self.norm(x)
+
+
+class ChunkConformer(_ConvFront):
+    """Streaming-capable conformer: the conv front end, then conformer blocks
+    whose self-attention sees the frame's own chunk and `left_chunks` chunks
+    before it, and whose convolution is causal. Right context is therefore
+    at most one chunk (plus the front end's 30 ms); left context grows by
+    (left_chunks + 1) chunks and kernel - 1 frames per block.
+
+    Args:
+        n_classes, n_mels, conv_channels, time_stride: as ConvGRU.
+        d_model, layers, heads, ff: block width, depth, attention heads,
+            feed-forward width.
+        kernel: depthwise convolution taps (causal).
+        chunk: output frames per attention chunk (x 40 ms at stride 4).
+        left_chunks: earlier chunks each frame attends to.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_mels: int = 80,
+        conv_channels: int = 32,
+        time_stride: int = 4,
+        d_model: int = 144,
+        layers: int = 8,
+        heads: int = 4,
+        ff: int = 576,
+        kernel: int = 15,
+        chunk: int = 8,
+        left_chunks: int = 4,
+    ):
+        super().__init__()
+        if d_model % heads or (d_model // heads) % 2:
+            raise ValueError("d_model must split into heads of even width")
+        n_front = self._init_front(n_mels, conv_channels, time_stride)
+        self.chunk, self.left_chunks = int(chunk), int(left_chunks)
+        self.proj = nn.Linear(n_front, d_model)
+        self.blocks = nn.ModuleList(
+            _ConformerBlock(d_model, heads, ff, kernel) for _ in range(layers)
+        )
+        self.head = nn.Linear(d_model, n_classes)
+
+    def _mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        cq, ck = q_pos // self.chunk, k_pos // self.chunk
+        d = cq[:, None] - ck[None, :]
+        return (d >= 0) & (d <= self.left_chunks)  # Tq x Tk
+
+    def encode(self, f: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Conv features B x T' x C*F/4 -> log-probs B x T' x V."""
+        t = f.shape[1]
+        pos = torch.arange(t, device=f.device)
+        mask = self._mask(pos, pos)
+        if lengths is not None:  # padded keys never attended (each frame still sees itself)
+            valid = pos[None, :] < lengths.to(f.device)[:, None]  # B x T'
+            eye = torch.eye(t, dtype=torch.bool, device=f.device)
+            mask = ((mask[None] & valid[:, None, :]) | eye[None])[:, None]  # B x 1 x T' x T'
+        h = self.proj(f)
+        for blk in self.blocks:  # causal conv + masked keys: padding never reaches valid frames
+            h = blk(h, mask, pos)
+        return self.head(h).log_softmax(-1)
+
+    def encode_chunk(self, f: torch.Tensor, start: int, cache: list | None) -> tuple:
+        """Streaming: conv features of frames start .. start+T'-1 (start a
+        multiple of `chunk`; T' whole chunks, except at the end of the input)
+        -> (log-probs, cache for the next call); exactly the frames `encode`
+        gives for the whole input."""
+        t = f.shape[1]
+        if cache is None:
+            cache = [{"keys": self.left_chunks * self.chunk} for _ in self.blocks]
+        n_past = cache[0]["k"].shape[2] if "k" in cache[0] else 0
+        pos = torch.arange(start, start + t, device=f.device)
+        mask = self._mask(pos, torch.arange(start - n_past, start + t, device=f.device))
+        h = self.proj(f)
+        for blk, c in zip(self.blocks, cache, strict=True):
+            h = blk(h, mask, pos, c)
+        return self.head(h).log_softmax(-1), cache
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths);
+        given `lengths`, padding after an item's end does not change its frames."""
+        f = self.conv_frames(x, lengths)
+        return self.encode(f, None if lengths is None else self.output_lengths(lengths))
+
+
+ARCHS = {"crnn": CRNN, "asr_conv_gru": ConvGRU, "asr_conformer": ChunkConformer}
 
 
 def build_model(arch: str, **dims: Any) -> nn.Module:

@@ -141,12 +141,15 @@ class StreamingLogMel:
 
 
 class StreamingAcoustic:
-    """Runs an `asr_conv_gru` model chunk by chunk, exactly as offline.
+    """Runs an `asr_conv_gru` or `asr_conformer` model chunk by chunk, exactly
+    as offline.
 
     The front end is two kernel-3 convolutions with total time stride S (2 or
     4): output frame k needs input frames S*k-3 .. S*k+3. Each step convolves
     a window starting 2*S input frames before the first new output (dropping
-    the outputs touched by the window's own padding) and carries the GRU state.
+    the outputs touched by the window's own padding). The GRU model carries
+    its recurrent state; the conformer runs whole attention chunks as they
+    complete, carrying each block's recent keys, values and convolution inputs.
     """
 
     def __init__(self, loaded):
@@ -155,8 +158,12 @@ class StreamingAcoustic:
         self.torch = torch
         self.m = loaded.module
         self.device = loaded.device
-        if not all(hasattr(self.m, a) for a in ("conv_frames", "recurrent")):
-            raise InputError("this model cannot stream (needs the asr_conv_gru architecture)")
+        if not hasattr(self.m, "conv_frames") or not (
+            hasattr(self.m, "recurrent") or hasattr(self.m, "encode_chunk")
+        ):
+            raise InputError(
+                "this model cannot stream (needs an asr_conv_gru or asr_conformer model)"
+            )
         self.S = int(getattr(self.m, "time_stride", 4))
         self.feats = np.zeros((0, 0), np.float32)
         self.offset = 0  # global index of feats[0]
@@ -164,6 +171,10 @@ class StreamingAcoustic:
         self.h = None
         self.L = int(getattr(self.m, "lookahead", 0))
         self.top_buf = None  # top-layer frames held back as look-ahead context
+        self.chunked = hasattr(self.m, "encode_chunk")  # conformer: whole attention chunks
+        self.pending = None  # conformer: conv frames of the chunk still arriving
+        self.done = 0  # conformer: output frames emitted
+        self.cache = None
 
     def _run(self, final: bool) -> np.ndarray:
         torch, S = self.torch, self.S
@@ -175,6 +186,8 @@ class StreamingAcoustic:
         if k_end <= self.k:
             if final and self.top_buf is not None:
                 return self._top(None, final)
+            if final and self.pending is not None:
+                return self._chunks(None, final)
             return np.zeros((0, self.m.head.out_features), np.float32)  # no new frame yet
         w0 = max(0, S * (self.k - 2))
         w1 = n_in if final else min(n_in, S * k_end + 4)
@@ -183,8 +196,9 @@ class StreamingAcoustic:
             f = self.m.conv_frames(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device))
             first = self.k - w0 // S
             f = f[:, first : first + (k_end - self.k)]
-            h, self.h = self.m.recurrent(f, self.h)
-        lp = self._top(h, final)
+            if not self.chunked:
+                h, self.h = self.m.recurrent(f, self.h)
+        lp = self._chunks(f, final) if self.chunked else self._top(h, final)
         self.k = k_end
         keep = max(0, S * (self.k - 2) - self.offset)  # frames before the next window
         self.feats = self.feats[keep:]
@@ -206,6 +220,21 @@ class StreamingAcoustic:
                     return np.zeros((0, self.m.head.out_features), np.float32)
         with torch.inference_mode():
             return self.m.top(h, end=final)[0].float().cpu().numpy()
+
+    def _chunks(self, f, final: bool) -> np.ndarray:
+        """Conformer: log-probs of every attention chunk completed by the new
+        conv frames f (all that remain when `final`)."""
+        torch = self.torch
+        if self.pending is not None:
+            f = self.pending if f is None else torch.cat([self.pending, f], 1)
+        n = f.shape[1] if final else f.shape[1] // self.m.chunk * self.m.chunk
+        self.pending = f[:, n:] if n < f.shape[1] else None
+        if n == 0:
+            return np.zeros((0, self.m.head.out_features), np.float32)
+        with torch.inference_mode():
+            lp, self.cache = self.m.encode_chunk(f[:, :n], self.done, self.cache)
+        self.done += n
+        return lp[0].float().cpu().numpy()
 
     def push(self, frames: np.ndarray) -> np.ndarray:
         if frames.shape[0]:

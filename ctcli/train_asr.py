@@ -57,9 +57,17 @@ class AsrConfig:
     warmup: int = 1000
     weight_decay: float = 1e-2
     clip: float = 5.0
+    # asr_conv_gru (GRU stack) or asr_conformer (chunk-attention conformer);
+    # rnn_hidden / rnn_layers are the width and depth of either
+    arch: str = "asr_conv_gru"
     conv_channels: int = 32
     rnn_hidden: int = 320
     rnn_layers: int = 3
+    heads: int = 4  # conformer: attention heads
+    ff_mult: int = 4  # conformer: feed-forward width / model width
+    conv_kernel: int = 15  # conformer: causal depthwise convolution taps
+    chunk: int = 8  # conformer: output frames per attention chunk
+    left_chunks: int = 4  # conformer: earlier chunks each frame attends to
     # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
     time_stride: int = 4
     lookahead: int = 0  # output frames of top-layer right context (ConvGRU.lookahead)
@@ -299,6 +307,32 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
         group.close()
 
 
+def model_dims(cfg: AsrConfig) -> dict:
+    """The architecture's constructor arguments from the training config."""
+    dims = dict(
+        n_classes=len(ALPHABET),
+        n_mels=DEFAULT_FEATURES["n_mels"],
+        conv_channels=cfg.conv_channels,
+        time_stride=cfg.time_stride,
+    )
+    if cfg.arch == "asr_conv_gru":
+        return dict(
+            dims, rnn_hidden=cfg.rnn_hidden, rnn_layers=cfg.rnn_layers, lookahead=cfg.lookahead
+        )
+    if cfg.arch == "asr_conformer":
+        return dict(
+            dims,
+            d_model=cfg.rnn_hidden,
+            layers=cfg.rnn_layers,
+            heads=cfg.heads,
+            ff=cfg.ff_mult * cfg.rnn_hidden,
+            kernel=cfg.conv_kernel,
+            chunk=cfg.chunk,
+            left_chunks=cfg.left_chunks,
+        )
+    raise ValueError(f"unknown --arch {cfg.arch!r}: asr_conv_gru or asr_conformer")
+
+
 def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     import torch
     from torch import nn
@@ -322,17 +356,9 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
         f"train {len(data):,} utts ({data.hours():.1f} h), val {len(val):,} utts"
         + (f", {group.world} workers" if group.world > 1 else "")
     )
-    dims = dict(
-        n_classes=len(ALPHABET),
-        n_mels=DEFAULT_FEATURES["n_mels"],
-        conv_channels=cfg.conv_channels,
-        rnn_hidden=cfg.rnn_hidden,
-        rnn_layers=cfg.rnn_layers,
-        time_stride=cfg.time_stride,
-        lookahead=cfg.lookahead,
-    )
+    dims = model_dims(cfg)
     torch.manual_seed(cfg.seed)
-    model = build_model("asr_conv_gru", **dims).to(device)
+    model = build_model(cfg.arch, **dims).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, elapsed0 = 0, float("inf"), 0.0
     features = dict(DEFAULT_FEATURES)
@@ -377,7 +403,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
         save_checkpoint(
             cfg.out,
             model,
-            arch="asr_conv_gru",
+            arch=cfg.arch,
             dims=dims,
             kind="audio",
             alphabet=ALPHABET,
@@ -503,7 +529,10 @@ HELP = {
     "lr": "peak learning rate (AdamW), cosine decay after the warm-up",
     "warmup": "linear warm-up steps",
     "time_stride": "input frames per output frame: 2 or 4",
-    "lookahead": "output frames of right context for the top layer",
+    "arch": "asr_conv_gru (GRU stack) or asr_conformer (chunk-attention conformer)",
+    "rnn_hidden": "model width: GRU units, or the conformer's d_model",
+    "rnn_layers": "GRU layers or conformer blocks",
+    "lookahead": "GRU: output frames of right context for the top layer",
     "val_every": "steps between validations",
     "threads": "torch threads per worker",
     "workers": "data-parallel CPU processes (2 on 2 cores: about 1.9x one, where 2 threads give 1.3x)",

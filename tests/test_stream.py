@@ -66,20 +66,30 @@ def tiny_asr(tiny_registry):
     return load_model(tiny_registry / "models" / "tiny-asr.pt")
 
 
-@pytest.fixture(scope="module", params=[(2, 0), (4, 0), (2, 3), (4, 1)])
+@pytest.fixture(
+    scope="module",
+    params=[("gru", 2, 0), ("gru", 4, 0), ("gru", 2, 3), ("gru", 4, 1), ("conformer", 4, 3),
+            ("conformer", 2, 1)],
+)  # fmt: skip
 def asr_by_stride(request, tmp_path_factory):
     """Random models with x2 and x4 time subsampling (the streaming windows
-    differ), without and with top-layer look-ahead (frames held back)."""
+    differ): GRUs without and with top-layer look-ahead (frames held back),
+    conformers with attention chunks of 3 and 1 frames (held back until whole)."""
     import torch
 
     from ctcli.model import build_model, load_model, save_checkpoint
 
-    stride, ahead = request.param
+    kind, stride, ahead = request.param
     torch.manual_seed(stride + 10 * ahead)
-    dims = {"n_classes": 29, "n_mels": 40, "conv_channels": 4, "rnn_hidden": 16,
-            "rnn_layers": 2, "time_stride": stride, "lookahead": ahead}  # fmt: skip
-    path = tmp_path_factory.mktemp("asr") / f"x{stride}-a{ahead}.pt"
-    save_checkpoint(path, build_model("asr_conv_gru", **dims), arch="asr_conv_gru", dims=dims,
+    dims = {"n_classes": 29, "n_mels": 40, "conv_channels": 4, "time_stride": stride}
+    if kind == "gru":
+        arch = "asr_conv_gru"
+        dims.update(rnn_hidden=16, rnn_layers=2, lookahead=ahead)
+    else:
+        arch = "asr_conformer"
+        dims.update(d_model=16, layers=2, heads=2, ff=32, kernel=5, chunk=ahead, left_chunks=2)
+    path = tmp_path_factory.mktemp("asr") / f"{kind}-x{stride}-a{ahead}.pt"
+    save_checkpoint(path, build_model(arch, **dims), arch=arch, dims=dims,
                     kind="audio", alphabet=["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"], blank=0,
                     features={"n_mels": 40}, frame_stride=0.01 * stride)  # fmt: skip
     return load_model(path)

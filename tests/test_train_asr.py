@@ -145,3 +145,32 @@ def test_ctcli_train_speech_runs_the_trainer(tmp_path, capsys):
     out = capsys.readouterr()
     assert e.value.code == 0 and out.out == ""
     assert "done at step 4" in out.err and (tmp_path / "m.pt").is_file()
+
+
+def test_conformer_learns_exports_and_streams(tmp_path):
+    """--arch asr_conformer: the chunk-attention conformer learns the toy
+    letters, exports a checkpoint that loads and streams exactly as offline."""
+    from ctcli import stream
+    from ctcli.model import load_model
+
+    data = _shard(tmp_path, "train")
+    cfg = _toy_config(tmp_path, data, arch="asr_conformer", rnn_hidden=32, rnn_layers=2,
+                      heads=2, chunk=4, left_chunks=1, steps=150, frames_per_batch=2000,
+                      val_every=150)  # fmt: skip
+    m = train_asr.fit(cfg, log=lambda _: None)
+    assert m["val_cer"] < 0.2 and m["step"] == 150
+    lm = load_model(tmp_path / "m.pt")
+    assert lm.meta["arch"] == "asr_conformer" and lm.module.chunk == 4
+    x = np.random.default_rng(1).standard_normal((157, 80)).astype(np.float32)
+    s = stream.StreamingAcoustic(lm)
+    got = np.concatenate([s.push(x[i : i + 13]) for i in range(0, 157, 13)] + [s.finish()])
+    want = lm.log_probs([x])[0]
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+
+
+def test_unknown_arch_is_refused(tmp_path):
+    import pytest
+
+    data = _shard(tmp_path, "train")
+    with pytest.raises(ValueError, match="unknown --arch"):
+        train_asr.fit(_toy_config(tmp_path, data, arch="lstm", steps=1), log=lambda _: None)
