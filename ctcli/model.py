@@ -182,13 +182,16 @@ class CRNN(nn.Module):
 class _ConvFront(nn.Module):
     """The acoustic models' front end: two kernel-3 convolutions over log-mel
     frames (both halve the mel axis; the first halves time, the second too when
-    time_stride is 4), 3 input frames (30 ms) of look-ahead."""
+    time_stride is 4), 3 input frames (30 ms) of look-ahead; and the output
+    head, which may emit `upsample` CTC frames per encoder frame."""
 
-    def _init_front(self, n_mels: int, conv_channels: int, time_stride: int) -> int:
+    def _init_front(self, n_mels: int, conv_channels: int, time_stride: int, upsample: int) -> int:
         """Builds `self.conv`; returns the per-frame feature size C*F/4."""
         if time_stride not in (2, 4):
             raise ValueError(f"time_stride must be 2 or 4, not {time_stride}")
-        self.time_stride = time_stride
+        if upsample not in (1, 2, 3, 4):
+            raise ValueError(f"upsample must be 1 to 4, not {upsample}")
+        self.time_stride, self.upsample = time_stride, int(upsample)
         self.conv = nn.Sequential(
             nn.Conv2d(1, conv_channels, 3, stride=2, padding=1),
             nn.ReLU(inplace=True),  # B x C x T/2 x F/2
@@ -197,10 +200,25 @@ class _ConvFront(nn.Module):
         )
         return conv_channels * ((((n_mels + 1) // 2) + 1) // 2)
 
-    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
-        """Output frames for input frame counts (ceil(T/2), then ceil(./2) again at x4)."""
+    def frame_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        """Encoder frames for input frame counts (ceil(T/2), then ceil(./2) again at x4)."""
         half = torch.div(frames + 1, 2, rounding_mode="floor")
         return half if self.time_stride == 2 else torch.div(half + 1, 2, rounding_mode="floor")
+
+    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        """CTC output frames for input frame counts: upsample per encoder frame."""
+        return self.frame_lengths(frames) * self.upsample
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """Encoder frames B x T' x width -> log-probs B x T'*upsample x V: the
+        head's outputs for one frame are `upsample` consecutive CTC frames,
+        which gives character CTC twice (or more) the frames per character
+        at the encoder's cost."""
+        y = self.head(h)
+        if self.upsample > 1:
+            b, t, _ = y.shape
+            y = y.reshape(b, t * self.upsample, -1)
+        return y.log_softmax(-1)
 
     def conv_frames(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels -> B x T/time_stride x C*F/4 (per-frame conv features).
@@ -239,6 +257,9 @@ class ConvGRU(_ConvFront):
             (the "row convolution" of Deep Speech 2): a causal GRU otherwise
             has to spell a sound before hearing what follows it. Adds
             lookahead * time_stride * 10 ms to streaming latency.
+        upsample: CTC output frames per encoder frame (the head emits that
+            many label distributions per frame): 2 at stride 4 gives 20-ms
+            CTC frames, room for fast speech's letters, at almost no cost.
     """
 
     def __init__(
@@ -250,9 +271,10 @@ class ConvGRU(_ConvFront):
         rnn_layers: int = 2,
         time_stride: int = 4,
         lookahead: int = 0,
+        upsample: int = 1,
     ):
         super().__init__()
-        n_front = self._init_front(n_mels, conv_channels, time_stride)
+        n_front = self._init_front(n_mels, conv_channels, time_stride, upsample)
         self.proj = nn.Linear(n_front, rnn_hidden)
         self.norm_in = nn.LayerNorm(rnn_hidden)
         self.rnns = nn.ModuleList(
@@ -270,7 +292,7 @@ class ConvGRU(_ConvFront):
             nn.init.zeros_(self.ahead_pw.weight)  # starts as a pass-through (warm starts)
             nn.init.zeros_(self.ahead_pw.bias)
             self.ahead_norm = nn.LayerNorm(rnn_hidden)
-        self.head = nn.Linear(rnn_hidden, n_classes)
+        self.head = nn.Linear(rnn_hidden, n_classes * self.upsample)
 
     def recurrent(self, f: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         """Conv features B x T' x C*F/4 -> top GRU outputs B x T' x hidden, carrying
@@ -294,7 +316,7 @@ class ConvGRU(_ConvFront):
                 c = nn.functional.pad(c, (0, self.lookahead))
             a = self.ahead_dw(c).transpose(1, 2)  # B x T'(-lookahead) x hidden
             h = self.ahead_norm(h[:, : a.shape[1]] + self.ahead_pw(torch.relu(a)))
-        return self.head(h).log_softmax(-1)
+        return self._head(h)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths).
@@ -302,7 +324,7 @@ class ConvGRU(_ConvFront):
         padding after an item's end does not change its frames."""
         h, _ = self.recurrent(self.conv_frames(x, lengths))
         if self.lookahead and lengths is not None:  # the look-ahead sees zeros past each end
-            h = _zero_past(h, self.output_lengths(lengths), time_dim=1)
+            h = _zero_past(h, self.frame_lengths(lengths), time_dim=1)
         return self.top(h)
 
 
@@ -377,8 +399,9 @@ class ChunkConformer(_ConvFront):
         d_model, layers, heads, ff: block width, depth, attention heads,
             feed-forward width.
         kernel: depthwise convolution taps (causal).
-        chunk: output frames per attention chunk (x 40 ms at stride 4).
+        chunk: encoder frames per attention chunk (x 40 ms at stride 4).
         left_chunks: earlier chunks each frame attends to.
+        upsample: as ConvGRU.
     """
 
     def __init__(
@@ -394,17 +417,18 @@ class ChunkConformer(_ConvFront):
         kernel: int = 15,
         chunk: int = 8,
         left_chunks: int = 4,
+        upsample: int = 1,
     ):
         super().__init__()
         if d_model % heads or (d_model // heads) % 2:
             raise ValueError("d_model must split into heads of even width")
-        n_front = self._init_front(n_mels, conv_channels, time_stride)
+        n_front = self._init_front(n_mels, conv_channels, time_stride, upsample)
         self.chunk, self.left_chunks = int(chunk), int(left_chunks)
         self.proj = nn.Linear(n_front, d_model)
         self.blocks = nn.ModuleList(
             _ConformerBlock(d_model, heads, ff, kernel) for _ in range(layers)
         )
-        self.head = nn.Linear(d_model, n_classes)
+        self.head = nn.Linear(d_model, n_classes * self.upsample)
 
     def _mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
         cq, ck = q_pos // self.chunk, k_pos // self.chunk
@@ -423,7 +447,7 @@ class ChunkConformer(_ConvFront):
         h = self.proj(f)
         for blk in self.blocks:  # causal conv + masked keys: padding never reaches valid frames
             h = blk(h, mask, pos)
-        return self.head(h).log_softmax(-1)
+        return self._head(h)
 
     def encode_chunk(self, f: torch.Tensor, start: int, cache: list | None) -> tuple:
         """Streaming: conv features of frames start .. start+T'-1 (start a
@@ -439,13 +463,13 @@ class ChunkConformer(_ConvFront):
         h = self.proj(f)
         for blk, c in zip(self.blocks, cache, strict=True):
             h = blk(h, mask, pos, c)
-        return self.head(h).log_softmax(-1), cache
+        return self._head(h), cache
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths);
         given `lengths`, padding after an item's end does not change its frames."""
         f = self.conv_frames(x, lengths)
-        return self.encode(f, None if lengths is None else self.output_lengths(lengths))
+        return self.encode(f, None if lengths is None else self.frame_lengths(lengths))
 
 
 ARCHS = {"crnn": CRNN, "asr_conv_gru": ConvGRU, "asr_conformer": ChunkConformer}

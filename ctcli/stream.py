@@ -165,6 +165,7 @@ class StreamingAcoustic:
                 "this model cannot stream (needs an asr_conv_gru or asr_conformer model)"
             )
         self.S = int(getattr(self.m, "time_stride", 4))
+        self.V = self.m.head.out_features // int(getattr(self.m, "upsample", 1))  # classes
         self.feats = np.zeros((0, 0), np.float32)
         self.offset = 0  # global index of feats[0]
         self.k = 0  # next output frame to produce
@@ -180,7 +181,7 @@ class StreamingAcoustic:
         torch, S = self.torch, self.S
         n_in = self.offset + self.feats.shape[0]  # input frames seen
         if final:
-            k_end = int(self.m.output_lengths(torch.tensor(n_in)))  # offline output length
+            k_end = int(self.m.frame_lengths(torch.tensor(n_in)))  # offline encoder frames
         else:
             k_end = max(0, (n_in - 4) // S + 1)  # outputs whose inputs have all arrived
         if k_end <= self.k:
@@ -188,7 +189,7 @@ class StreamingAcoustic:
                 return self._top(None, final)
             if final and self.pending is not None:
                 return self._chunks(None, final)
-            return np.zeros((0, self.m.head.out_features), np.float32)  # no new frame yet
+            return np.zeros((0, self.V), np.float32)  # no new frame yet
         w0 = max(0, S * (self.k - 2))
         w1 = n_in if final else min(n_in, S * k_end + 4)
         x = self.feats[w0 - self.offset : w1 - self.offset]
@@ -217,7 +218,7 @@ class StreamingAcoustic:
                 n = h.shape[1]
                 self.top_buf = h[:, max(0, n - self.L) :]
                 if n <= self.L:
-                    return np.zeros((0, self.m.head.out_features), np.float32)
+                    return np.zeros((0, self.V), np.float32)
         with torch.inference_mode():
             return self.m.top(h, end=final)[0].float().cpu().numpy()
 
@@ -230,7 +231,7 @@ class StreamingAcoustic:
         n = f.shape[1] if final else f.shape[1] // self.m.chunk * self.m.chunk
         self.pending = f[:, n:] if n < f.shape[1] else None
         if n == 0:
-            return np.zeros((0, self.m.head.out_features), np.float32)
+            return np.zeros((0, self.V), np.float32)
         with torch.inference_mode():
             lp, self.cache = self.m.encode_chunk(f[:, :n], self.done, self.cache)
         self.done += n

@@ -71,6 +71,10 @@ class AsrConfig:
     # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
     time_stride: int = 4
     lookahead: int = 0  # output frames of top-layer right context (ConvGRU.lookahead)
+    # CTC frames per encoder frame (ConvGRU.upsample): 2 gives 20-ms CTC frames
+    # at stride 4; a warm start from an upsample-1 model copies its head to
+    # every sub-frame, so training starts from the same transcripts
+    upsample: int = 1
     freq_masks: int = 2
     freq_mask_width: int = 12  # mel bins
     time_masks: int = 2
@@ -307,6 +311,25 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
         group.close()
 
 
+def _tile_head(model, src, name: str) -> bool:
+    """Warm start of an upsampled head (`--upsample k`) from a model with one
+    CTC frame per encoder frame: each of the k sub-frames gets the source
+    head's weights, so the model starts emitting every label k times in a
+    row, which CTC collapses into the source's transcripts."""
+    import torch
+
+    if name not in ("head.weight", "head.bias"):
+        return False
+    theirs, own = src.state_dict()[name], model.state_dict()[name]
+    k = own.shape[0] // theirs.shape[0]
+    if own.shape[1:] != theirs.shape[1:] or k * theirs.shape[0] != own.shape[0]:
+        return False
+    with torch.no_grad():
+        # sub-frame j of class c is row j*V + c of the head (B x T x k*V -> B x T*k x V)
+        model.get_parameter(name).copy_(theirs.repeat(k, *([1] * (theirs.dim() - 1))))
+    return True
+
+
 def model_dims(cfg: AsrConfig) -> dict:
     """The architecture's constructor arguments from the training config."""
     dims = dict(
@@ -314,6 +337,7 @@ def model_dims(cfg: AsrConfig) -> dict:
         n_mels=DEFAULT_FEATURES["n_mels"],
         conv_channels=cfg.conv_channels,
         time_stride=cfg.time_stride,
+        upsample=cfg.upsample,
     )
     if cfg.arch == "asr_conv_gru":
         return dict(
@@ -369,6 +393,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
         log(f"resumed at step {step} (best val WER {best:.4f})")
     elif cfg.init:
         src, fresh = warm_start(model, cfg.init, strict=False)
+        fresh = [k for k in fresh if not _tile_head(model, src.module, k)]
         features = dict(src.meta["features"])
         n = len(model.state_dict())
         log(f"initial weights from {cfg.init}: {n - len(fresh)}/{n} tensors; new: "
@@ -409,7 +434,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
             alphabet=ALPHABET,
             blank=0,
             features=features,
-            frame_stride=cfg.time_stride * features["hop"] / features["sample_rate"],
+            frame_stride=cfg.time_stride * features["hop"] / features["sample_rate"] / cfg.upsample,
             extra={
                 **DECODING,
                 "training": {**asdict(cfg), "step": step, "hours": round(data.hours(), 2)},
@@ -533,6 +558,7 @@ HELP = {
     "rnn_hidden": "model width: GRU units, or the conformer's d_model",
     "rnn_layers": "GRU layers or conformer blocks",
     "lookahead": "GRU: output frames of right context for the top layer",
+    "upsample": "CTC frames per encoder frame (2 at stride 4: 20-ms CTC frames)",
     "val_every": "steps between validations",
     "threads": "torch threads per worker",
     "workers": "data-parallel CPU processes (2 on 2 cores: about 1.9x one, where 2 threads give 1.3x)",

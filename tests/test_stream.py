@@ -68,30 +68,32 @@ def tiny_asr(tiny_registry):
 
 @pytest.fixture(
     scope="module",
-    params=[("gru", 2, 0), ("gru", 4, 0), ("gru", 2, 3), ("gru", 4, 1), ("conformer", 4, 3),
-            ("conformer", 2, 1)],
+    params=[("gru", 2, 0, 1), ("gru", 4, 0, 1), ("gru", 2, 3, 1), ("gru", 4, 1, 2),
+            ("conformer", 4, 3, 1), ("conformer", 2, 1, 2)],
 )  # fmt: skip
 def asr_by_stride(request, tmp_path_factory):
     """Random models with x2 and x4 time subsampling (the streaming windows
     differ): GRUs without and with top-layer look-ahead (frames held back),
-    conformers with attention chunks of 3 and 1 frames (held back until whole)."""
+    conformers with attention chunks of 3 and 1 frames (held back until
+    whole); one of each emits 2 CTC frames per encoder frame."""
     import torch
 
     from ctcli.model import build_model, load_model, save_checkpoint
 
-    kind, stride, ahead = request.param
+    kind, stride, ahead, up = request.param
     torch.manual_seed(stride + 10 * ahead)
-    dims = {"n_classes": 29, "n_mels": 40, "conv_channels": 4, "time_stride": stride}
+    dims = {"n_classes": 29, "n_mels": 40, "conv_channels": 4, "time_stride": stride,
+            "upsample": up}  # fmt: skip
     if kind == "gru":
         arch = "asr_conv_gru"
         dims.update(rnn_hidden=16, rnn_layers=2, lookahead=ahead)
     else:
         arch = "asr_conformer"
         dims.update(d_model=16, layers=2, heads=2, ff=32, kernel=5, chunk=ahead, left_chunks=2)
-    path = tmp_path_factory.mktemp("asr") / f"{kind}-x{stride}-a{ahead}.pt"
+    path = tmp_path_factory.mktemp("asr") / f"{kind}-x{stride}-a{ahead}-u{up}.pt"
     save_checkpoint(path, build_model(arch, **dims), arch=arch, dims=dims,
                     kind="audio", alphabet=["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"], blank=0,
-                    features={"n_mels": 40}, frame_stride=0.01 * stride)  # fmt: skip
+                    features={"n_mels": 40}, frame_stride=0.01 * stride / up)  # fmt: skip
     return load_model(path)
 
 
@@ -101,7 +103,8 @@ def test_streaming_acoustic_equals_offline(asr_by_stride, T, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, 40)).astype(np.float32)
     want = asr_by_stride.log_probs([x])[0]
-    assert want.shape[0] == -(-T // asr_by_stride.module.time_stride)
+    m = asr_by_stride.module
+    assert want.shape[0] == -(-T // m.time_stride) * m.upsample
     s = stream.StreamingAcoustic(asr_by_stride)
     parts, i = [], 0
     while i < T:

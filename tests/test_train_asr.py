@@ -174,3 +174,37 @@ def test_unknown_arch_is_refused(tmp_path):
     data = _shard(tmp_path, "train")
     with pytest.raises(ValueError, match="unknown --arch"):
         train_asr.fit(_toy_config(tmp_path, data, arch="lstm", steps=1), log=lambda _: None)
+
+
+def test_upsampled_head_warm_starts_with_the_same_outputs(tmp_path):
+    """--upsample 2 --init from an upsample-1 model: the head is tiled, so each
+    source frame comes out twice in a row (greedy transcripts unchanged);
+    training goes on from there and exports a 20-ms frame stride."""
+    import torch
+
+    from ctcli.model import build_model, load_model
+
+    data = _shard(tmp_path, "train")
+    train_asr.fit(_toy_config(tmp_path, data, steps=60, frames_per_batch=2000, val_every=60),
+                  log=lambda _: None)  # fmt: skip
+    src = load_model(tmp_path / "m.pt")
+    tiled = build_model("asr_conv_gru", **{**src.meta["dims"], "upsample": 2}).eval()
+    tiled.load_state_dict(
+        {k: v for k, v in src.module.state_dict().items() if not k.startswith("head.")},
+        strict=False,
+    )
+    assert all(train_asr._tile_head(tiled, src.module, k) for k in ("head.weight", "head.bias"))
+    x = torch.randn(1, 90, 80)
+    with torch.no_grad():
+        a, b = src.module(x), tiled(x)
+    assert b.shape[1] == 2 * a.shape[1]
+    assert torch.equal(b[:, 0::2], a) and torch.equal(b[:, 1::2], a)
+
+    cfg = _toy_config(tmp_path, data, steps=20, frames_per_batch=2000, val_every=20, upsample=2,
+                      init=str(tmp_path / "m.pt"), out=str(tmp_path / "u.pt"),
+                      run_dir=str(tmp_path / "run-u"))  # fmt: skip
+    logs: list[str] = []
+    train_asr.fit(cfg, log=logs.append)
+    assert any("new: none" in line for line in logs)  # the head was tiled, not left fresh
+    up = load_model(tmp_path / "u.pt")
+    assert up.module.upsample == 2 and up.frame_stride == src.frame_stride / 2
