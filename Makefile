@@ -138,16 +138,21 @@ data-speech: install system-speech lm-corpus
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-heldout-voice --shards 1 --shard-size 300 --seed 3 --held-out-voices
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/train.txt --out $(SPEECH_DATA)/speech --shards 60 --shard-size 1000 --seed 1
 
-# Two stages, as the bundled weights were made: 7.5k steps of the causal model,
-# then 6k more with a 3-frame (120 ms) top-layer look-ahead added (--init: the
-# new layer starts as a pass-through), then bundle.
+# Three stages, as the bundled weights were made: 7.5k steps of the causal
+# model; 6k more with a 3-frame (120 ms) top-layer look-ahead added (--init:
+# the new layer starts as a pass-through); 6.5k with two 20-ms CTC frames per
+# encoder frame (--upsample 2: the head is tiled); then bundle.
 train-asr-en: install
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
 	  --out runs/asr-en/stage1.pt --run-dir runs/asr-en --seed 1 --threads 2 --steps 7500 --resume
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
 	  --out runs/asr-en2/model.pt --run-dir runs/asr-en2 --seed 2 --threads 2 --lookahead 3 \
 	  --steps 6000 --lr 0.001 --warmup 300 --val-every 500 --init runs/asr-en/stage1.pt --resume
-	$(PY) -m ctcli.registry install asr-en runs/asr-en2/model.pt
+	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
+	  --out runs/asr-up2/model.pt --run-dir runs/asr-up2 --seed 4 --threads 2 --lookahead 3 \
+	  --upsample 2 --steps 6500 --lr 0.0005 --warmup 300 --val-every 500 \
+	  --init runs/asr-en2/model.pt --resume
+	$(PY) -m ctcli.registry install asr-en runs/asr-up2/model.pt
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \
