@@ -66,7 +66,7 @@ class AsrConfig:
     heads: int = 4  # conformer: attention heads
     ff_mult: int = 4  # conformer: feed-forward width / model width
     conv_kernel: int = 15  # conformer: causal depthwise convolution taps
-    chunk: int = 8  # conformer: output frames per attention chunk
+    chunk: int = 8  # conformer: encoder frames (40 ms at stride 4) per attention chunk
     left_chunks: int = 4  # conformer: earlier chunks each frame attends to
     # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
     time_stride: int = 4
@@ -296,6 +296,7 @@ def _worker(cfg: AsrConfig, resume: bool, rank: int, port: int) -> None:
 def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: int = 0) -> dict:
     """Train (rank 0 of `cfg.workers` processes: it starts the others, logs,
     validates and writes the state and the export)."""
+    model_dims(cfg)  # an unknown --arch is refused before any data is loaded
     world = max(1, cfg.workers)
     if world > 1 and rank == 0:
         import multiprocessing as mp
