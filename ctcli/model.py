@@ -215,10 +215,8 @@ class _ConvFront(nn.Module):
         which gives character CTC twice (or more) the frames per character
         at the encoder's cost."""
         y = self.head(h)
-        if self.upsample > 1:
-            b, t, _ = y.shape
-            y = y.reshape(b, t * self.upsample, -1)
-        return y.log_softmax(-1)
+        b, t, _ = y.shape
+        return y.reshape(b, t * self.upsample, -1).log_softmax(-1)
 
     def conv_frames(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels -> B x T/time_stride x C*F/4 (per-frame conv features).
@@ -339,6 +337,10 @@ def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
 
 
+def _feed_forward(d: int, ff: int) -> nn.Sequential:
+    return nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff), nn.SiLU(), nn.Linear(ff, d))
+
+
 class _ConformerBlock(nn.Module):
     """Half-step feed-forward, chunk-masked self-attention (rotary positions),
     causal depthwise-convolution module, half-step feed-forward, layer norm."""
@@ -346,7 +348,7 @@ class _ConformerBlock(nn.Module):
     def __init__(self, d: int, heads: int, ff: int, kernel: int):
         super().__init__()
         self.heads = heads
-        self.ff1 = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff), nn.SiLU(), nn.Linear(ff, d))
+        self.ff1 = _feed_forward(d, ff)
         self.att_norm = nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * d)
         self.att_out = nn.Linear(d, d)
@@ -355,31 +357,33 @@ class _ConformerBlock(nn.Module):
         self.dw = nn.Conv1d(d, d, kernel, groups=d)
         self.dw_norm = nn.LayerNorm(d)
         self.pw2 = nn.Linear(d, d)
-        self.ff2 = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff), nn.SiLU(), nn.Linear(ff, d))
+        self.ff2 = _feed_forward(d, ff)
         self.norm = nn.LayerNorm(d)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: dict | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        pos: torch.Tensor,
+        cache: dict | None = None,
+        keep: int = 0,
     ) -> torch.Tensor:
-        """x B x T x d at positions pos (T,). With `cache` (streaming), the keys,
-        values and convolution inputs of earlier frames come from it, `mask`
-        covers cached + new keys, and the cache is updated in place."""
+        """x B x T x d at positions pos (T,). With `cache` (streaming; empty on
+        the first call), the keys, values and convolution inputs of earlier
+        frames come from it, `mask` covers cached + new keys, and the cache is
+        updated in place, keeping the last `keep` keys and values."""
         b, t, d = x.shape
         x = x + 0.5 * self.ff1(x)
         q, k, v = self.qkv(self.att_norm(x)).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         q, k = _rope(q, pos), _rope(k, pos)
-        if cache is not None and "k" in cache:
+        if cache:
             k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
         a = nn.functional.scaled_dot_product_attention(q, k, v, mask)
         x = x + self.att_out(a.transpose(1, 2).reshape(b, t, d))
         c = nn.functional.glu(self.pw1(self.conv_norm(x)), -1).transpose(1, 2)  # B x d x T
         left = self.dw.kernel_size[0] - 1
-        if cache is not None and "conv" in cache:
-            c = torch.cat([cache["conv"], c], 2)
-        else:
-            c = nn.functional.pad(c, (left, 0))
+        c = torch.cat([cache["conv"], c], 2) if cache else nn.functional.pad(c, (left, 0))
         if cache is not None:
-            keep = cache["keys"]
             cache.update(k=k[:, :, -keep:], v=v[:, :, -keep:], conv=c[:, :, c.shape[2] - left :])
         c = self.dw(c).transpose(1, 2)
         x = x + self.pw2(nn.functional.silu(self.dw_norm(c)))
@@ -456,13 +460,14 @@ class ChunkConformer(_ConvFront):
         gives for the whole input."""
         t = f.shape[1]
         if cache is None:
-            cache = [{"keys": self.left_chunks * self.chunk} for _ in self.blocks]
-        n_past = cache[0]["k"].shape[2] if "k" in cache[0] else 0
+            cache = [{} for _ in self.blocks]
+        n_past = cache[0]["k"].shape[2] if cache[0] else 0
         pos = torch.arange(start, start + t, device=f.device)
         mask = self._mask(pos, torch.arange(start - n_past, start + t, device=f.device))
         h = self.proj(f)
+        keep = self.left_chunks * self.chunk  # the keys the next chunk attends to
         for blk, c in zip(self.blocks, cache, strict=True):
-            h = blk(h, mask, pos, c)
+            h = blk(h, mask, pos, c, keep)
         return self._head(h), cache
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
