@@ -191,23 +191,25 @@ def read_exclude(
 
 
 class _Excluder:
-    """Drops a corpus sentence equal to, or containing, an excluded one."""
+    """Drops a corpus sentence equal to, or containing, an excluded one
+    (as a run of whole tokens)."""
 
     def __init__(self, sentences: list[tuple[str, ...]]):
-        self.exact = set(sentences)
-        parts = sorted({" ".join(s) for s in sentences}, key=len, reverse=True)
-        self.rx = (
-            re.compile("|".join(r"(?<!\S)" + re.escape(p) + r"(?!\S)" for p in parts))
-            if parts
-            else None
-        )
+        # excluded token runs by their first token: a sentence is checked only
+        # at the positions where one of them can start
+        self.by_first: dict[str, set[tuple[str, ...]]] = {}
+        for s in sentences:
+            if s:
+                self.by_first.setdefault(s[0], set()).add(tuple(s))
 
     def __call__(self, toks: list[str]) -> bool:
-        if self.rx is None:
+        if not self.by_first:
             return False
-        if tuple(toks) in self.exact:
-            return True
-        return self.rx.search(" ".join(toks)) is not None
+        for i, t in enumerate(toks):
+            for run in self.by_first.get(t, ()):
+                if tuple(toks[i : i + len(run)]) == run:
+                    return True
+        return False
 
 
 def iter_sentences(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ctcli.audio import DEFAULT_FEATURES
+from ctcli.errors import UsageError
 from ctcli.train import (  # shared with the image trainer
     _lr_at,
     amp_context,
@@ -98,6 +100,10 @@ class AsrConfig:
     # match (layers it lacks, e.g. a new look-ahead, start fresh) and its
     # feature normalisation
     init: str = ""
+    # a time budget (0: none): the cosine decay runs over whichever of `steps`
+    # and `minutes` (training time, resumed time included) ends first, and
+    # training stops there; for a machine lent for a fixed time
+    minutes: float = 0.0
 
 
 class Shards:
@@ -298,6 +304,9 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
     validates and writes the state and the export)."""
     model_dims(cfg)  # an unknown --arch is refused before any data is loaded
     world = max(1, cfg.workers)
+    if cfg.minutes > 0 and world > 1:
+        # the schedule would follow each worker's own clock and the replicas drift
+        raise UsageError("--minutes works with one worker only")
     if world > 1 and rank == 0:
         import multiprocessing as mp
 
@@ -310,6 +319,17 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
         return _fit(cfg, resume, log, group)
     finally:
         group.close()
+
+
+def _lr_now(step: int, elapsed_s: float, cfg: AsrConfig) -> float:
+    """The step schedule (ctcli.train._lr_at), or with a time budget the same
+    cosine over the larger of the step and time fractions."""
+    if cfg.minutes <= 0 or step < cfg.warmup:
+        return _lr_at(step, cfg)
+    p = max(
+        (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), elapsed_s / (cfg.minutes * 60)
+    )
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
 def _tile_head(model, src, name: str) -> bool:
@@ -444,7 +464,11 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
         )
 
     model.train()
-    while step < cfg.steps and not stop["flag"]:
+    def out_of_time() -> bool:
+        return cfg.minutes > 0 and elapsed0 + time.time() - t0 >= cfg.minutes * 60
+
+    last = step >= cfg.steps or out_of_time()  # the step just taken ends the run
+    while not last and not stop["flag"]:
         if data.rescan():
             log(f"train now {len(data):,} utts ({data.hours():.1f} h)")
         rng = np.random.default_rng([cfg.seed, step])
@@ -461,7 +485,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
             )
         aug_rng = rng if group.world == 1 else np.random.default_rng([cfg.seed, step, group.rank])
         for g0 in range(0, len(batches) - group.world + 1, group.world):
-            if step >= cfg.steps or stop["flag"]:
+            if last or stop["flag"]:
                 break
             b = batches[g0 + group.rank]
             xs = [
@@ -475,7 +499,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
             tg = [torch.tensor([char_to_id[c] for c in data.texts[i]]) for i in b]
             tl = torch.tensor([len(t) for t in tg])
             for g in opt.param_groups:
-                g["lr"] = _lr_at(step, cfg)
+                g["lr"] = lr = _lr_now(step, elapsed0 + time.time() - t0, cfg)
             with amp_ctx:
                 lp = model(x.to(device), lens.to(device))
             il = model.output_lengths(lens).clamp(max=lp.shape[1])
@@ -496,6 +520,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()
             step += 1
+            last = step >= cfg.steps or out_of_time()
             loss_sum += float(loss.detach())
             loss_n += 1
             frames += int(lens.sum())
@@ -504,12 +529,12 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
                 loss_sum, frames = float(tot[0]) / group.world, int(tot[1])
                 dt = time.time() - t_log
                 log(
-                    f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {_lr_at(step, cfg):.2e} "
+                    f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {lr:.2e} "
                     f"{frames / 100 / dt:.1f} audio-s/s elapsed {(elapsed0 + time.time() - t0) / 60:.1f} min"
                 )
                 loss_sum = loss_n = frames = 0
                 t_log = time.time()
-            if step % cfg.val_every == 0 or step == cfg.steps:
+            if step % cfg.val_every == 0 or last:
                 if not lead:  # the first worker validates, exports and saves
                     group.barrier()
                     continue
@@ -566,6 +591,8 @@ HELP = {
     "device": "auto | cpu | cuda[:N]",
     "amp": "mixed precision: auto | bf16 | off",
     "init": "start a new run from this checkpoint's matching weights and feature statistics",
+    "minutes": "time budget in minutes of training, resumed time included (0: none); the LR "
+    "decays over whichever of --steps and --minutes ends first; one worker only",
 }
 
 

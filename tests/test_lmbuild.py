@@ -296,6 +296,19 @@ def test_exclude(tmp_path):
     assert ("the", "cat") in arpa
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from("ab c dd e".split()), max_size=4), max_size=5),
+    st.lists(st.sampled_from("ab c dd e".split()), max_size=8),
+)
+def test_excluder_matches_whole_token_runs(excluded, sentence):
+    from ctcli.lmbuild import _Excluder
+
+    runs = [tuple(r) for r in excluded if r]
+    padded = f" {' '.join(sentence)} "
+    expected = any(f" {' '.join(r)} " in padded for r in runs)
+    assert _Excluder([tuple(r) for r in excluded])(sentence) == expected
+
 def test_unigram_list(tmp_path):
     uni = tmp_path / "u.txt"
     build_lm(["b a b", "c b"], tmp_path / "u.arpa", order=2, unigrams=uni)

@@ -244,3 +244,16 @@ def test_shard_ranges_build_the_same_corpus(tmp_path, monkeypatch):
         np.load(tmp_path / "split" / "shard-00001.npz"),
     )
     assert list(a["texts"]) == list(b["texts"]) and np.array_equal(a["feats"], b["feats"])
+
+
+@needs_flite
+def test_parallel_jobs_build_the_same_corpus(tmp_path, monkeypatch):
+    """--jobs N: forked workers write exactly the shards one process writes."""
+    speechdata, _, text = _kal16_corpus(tmp_path, monkeypatch, THREE_LINES)
+    speechdata.generate(text, tmp_path / "one", shards=3, shard_size=2, seed=4)
+    speechdata.generate(text, tmp_path / "par", shards=3, shard_size=2, seed=4, jobs=2)
+    names = sorted(p.name for p in (tmp_path / "par").iterdir())
+    assert names == [f"shard-0000{k}.npz" for k in range(3)]
+    for n in names:
+        a, b = np.load(tmp_path / "one" / n), np.load(tmp_path / "par" / n)
+        assert list(a["texts"]) == list(b["texts"]) and np.array_equal(a["feats"], b["feats"])

@@ -208,3 +208,37 @@ def test_upsampled_head_warm_starts_with_the_same_outputs(tmp_path):
     assert any("new: none" in line for line in logs)  # the head was tiled, not left fresh
     up = load_model(tmp_path / "u.pt")
     assert up.module.upsample == 2 and up.frame_stride == src.frame_stride / 2
+
+
+def test_time_budget_decays_the_lr_and_stops(tmp_path):
+    import math
+
+    cfg = train_asr.AsrConfig(lr=1e-3, warmup=10, steps=1000, minutes=2.0)
+    assert train_asr._lr_now(5, 100.0, cfg) == train_asr._lr_at(5, cfg)  # warm-up by steps
+    half = 1e-3 * (0.02 + 0.98 * 0.5)
+    assert math.isclose(train_asr._lr_now(20, 60.0, cfg), half)  # half the time: mid-cosine
+    assert math.isclose(train_asr._lr_now(505, 1.0, cfg), half)  # or half the steps
+    assert math.isclose(train_asr._lr_now(20, 500.0, cfg), 1e-3 * 0.02)  # past the budget
+    no_budget = train_asr.AsrConfig(lr=1e-3, warmup=10, steps=1000)
+    assert train_asr._lr_now(300, 1e9, no_budget) == train_asr._lr_at(300, no_budget)
+
+    data = _shard(tmp_path, "train")
+    cfg = _toy_config(tmp_path, data, steps=10**6, frames_per_batch=2000, val_every=10**6,
+                      minutes=0.03)  # fmt: skip
+    logs: list[str] = []
+    m = train_asr.fit(cfg, log=logs.append)
+    assert 0 < m["step"] < 10**6 and "val_cer" in m  # stopped by the clock, validated
+    assert (tmp_path / "m.pt").is_file() and any(line.startswith("done at step") for line in logs)
+    logs2: list[str] = []
+    train_asr.fit(cfg, resume=True, log=logs2.append)  # the budget is spent: nothing more
+    assert f"done at step {m['step']};" in logs2[-1]
+
+
+def test_time_budget_needs_one_worker(tmp_path):
+    import pytest
+
+    from ctcli.errors import UsageError
+
+    data = _shard(tmp_path, "train")
+    with pytest.raises(UsageError, match="one worker"):
+        train_asr.fit(_toy_config(tmp_path, data, minutes=1.0, workers=2), log=lambda _: None)

@@ -247,14 +247,50 @@ def generate(
     features: dict | None = None,
     voices: list[Voice] | None = None,
     first: int = 0,
+    jobs: int = 1,
 ) -> None:
     """Write shards first..shards-1 (skipping those present). Each shard depends
     only on the seed and its number, so several processes given disjoint
-    ranges build the same corpus as one."""
+    ranges build the same corpus as one. `jobs` > 1 forks that many workers
+    after the sentences are loaded; worker j writes every jobs-th shard from
+    first + j."""
     sentences, voices = _setup(text_file, voices)
     feats_cfg = {**DEFAULT_FEATURES, **(features or {})}
     out.mkdir(parents=True, exist_ok=True)
-    for k in range(first, shards):
+    todo = list(range(first, shards))
+    if jobs <= 1:
+        _write_shards(todo, sentences, voices, out, shard_size, seed, p_template, feats_cfg)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")  # the workers share the loaded sentences
+    procs = [
+        ctx.Process(
+            target=_write_shards,
+            args=(todo[j::jobs], sentences, voices, out, shard_size, seed, p_template, feats_cfg),
+        )
+        for j in range(min(jobs, len(todo)))
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(procs)} shard workers failed")
+
+
+def _write_shards(
+    todo: list[int],
+    sentences: list[str],
+    voices: list[Voice],
+    out: Path,
+    shard_size: int,
+    seed: int,
+    p_template: float,
+    feats_cfg: dict,
+) -> None:
+    for k in todo:
         path = out / f"shard-{k:05d}.npz"
         if path.exists():
             continue
@@ -316,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
         "--first", type=int, default=0, help="first shard number (split a corpus across processes)"
     )
     ap.add_argument(
+        "--jobs", type=int, default=1, help="worker processes (one per core; default 1)"
+    )
+    ap.add_argument(
         "--held-out-voices",
         action="store_true",
         help="speak with the held-out voices only (evaluation sets)",
@@ -338,7 +377,10 @@ def main(argv: list[str] | None = None) -> None:
     if a.wav:
         generate_wavs(a.text, a.out, a.wav, a.seed, voices=voices, clean=a.clean)
     else:
-        generate(a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices, first=a.first)
+        generate(
+            a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices, first=a.first,
+            jobs=a.jobs,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":
