@@ -326,9 +326,7 @@ def _lr_now(step: int, elapsed_s: float, cfg: AsrConfig) -> float:
     cosine over the larger of the step and time fractions."""
     if cfg.minutes <= 0 or step < cfg.warmup:
         return _lr_at(step, cfg)
-    p = max(
-        (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), elapsed_s / (cfg.minutes * 60)
-    )
+    p = max((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), elapsed_s / (cfg.minutes * 60))
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
@@ -464,6 +462,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
         )
 
     model.train()
+
     def out_of_time() -> bool:
         return cfg.minutes > 0 and elapsed0 + time.time() - t0 >= cfg.minutes * 60
 

@@ -309,6 +309,7 @@ def test_excluder_matches_whole_token_runs(excluded, sentence):
     expected = any(f" {' '.join(r)} " in padded for r in runs)
     assert _Excluder([tuple(r) for r in excluded])(sentence) == expected
 
+
 def test_unigram_list(tmp_path):
     uni = tmp_path / "u.txt"
     build_lm(["b a b", "c b"], tmp_path / "u.arpa", order=2, unigrams=uni)
