@@ -218,7 +218,7 @@ def test_clean_wav_set_has_same_texts_without_the_channel(tmp_path, monkeypatch)
     noise_only = speech.ChannelConfig(
         p_noise=1.0, p_reverb=0.0, p_telephone=0.0, p_wideband=0.0, p_codec=0.0, p_clip=0.0
     )
-    monkeypatch.setattr(speechdata, "ChannelConfig", lambda: noise_only)
+    monkeypatch.setattr(speechdata, "ChannelConfig", lambda **_: noise_only)
     speechdata.generate_wavs(text, tmp_path / "noisy", n=4, seed=7, voices=voices)
     speechdata.generate_wavs(text, tmp_path / "clean", n=4, seed=7, voices=voices, clean=True)
     noisy = (tmp_path / "noisy" / "manifest.tsv").read_text().splitlines()
@@ -257,3 +257,34 @@ def test_parallel_jobs_build_the_same_corpus(tmp_path, monkeypatch):
     for n in names:
         a, b = np.load(tmp_path / "one" / n), np.load(tmp_path / "par" / n)
         assert list(a["texts"]) == list(b["texts"]) and np.array_equal(a["feats"], b["feats"])
+
+
+def test_no_codecs_matches_a_machine_without_ffmpeg(monkeypatch):
+    """codecs=False draws the same random numbers and leaves the audio as a
+    missing ffmpeg would, so the rest of the channel is unchanged."""
+    wave = np.sin(np.arange(16000) * 0.05).astype(np.float32) * 0.5
+    monkeypatch.setattr(speech, "codec_roundtrip", lambda y, codec, rate: y)
+    for seed in range(5):
+        a = speech.apply_channel(
+            wave, np.random.default_rng(seed), speech.ChannelConfig(p_codec=1.0), []
+        )
+        b = speech.apply_channel(
+            wave, np.random.default_rng(seed), speech.ChannelConfig(p_codec=1.0, codecs=False), []
+        )
+        assert np.array_equal(a, b)
+
+
+def test_voice_selection_by_engine_or_id():
+    import pytest
+
+    from ctcli.synth.speechdata import select_voices
+
+    vs = [
+        speech.Voice("flite", "awb"),
+        speech.Voice("flite", "slt"),
+        speech.Voice("espeak-ng", "en-us"),
+    ]
+    assert select_voices(vs, "flite") == vs[:2]
+    assert select_voices(vs, "espeak-ng, flite:slt") == [vs[1], vs[2]]
+    with pytest.raises(SystemExit, match="piper"):
+        select_voices(vs, "flite,piper")

@@ -484,6 +484,9 @@ class ChannelConfig:
     p_telephone: float = 0.12
     p_wideband: float = 0.1
     p_codec: float = 0.1
+    # False: the codec draw is made but the audio passes unchanged, as on a
+    # machine without ffmpeg (so such a corpus can be rebuilt where it is installed)
+    codecs: bool = True
     gain_db: tuple[float, float] = (-20.0, 6.0)
     p_clip: float = 0.05
 
@@ -510,7 +513,9 @@ def apply_channel(
     elif r < cfg.p_telephone + cfg.p_wideband:
         y = band_limit(y, 50.0, 7000.0, SR)
     if rng.random() < cfg.p_codec:
-        y = codec_roundtrip(y, rng.choice(["mp3", "opus"]), rng.choice(["24k", "32k", "48k"]))
+        codec, rate = rng.choice(["mp3", "opus"]), rng.choice(["24k", "32k", "48k"])
+        if cfg.codecs:
+            y = codec_roundtrip(y, codec, rate)
     peak = float(np.max(np.abs(y))) + 1e-9
     y = y / peak * 10 ** (rng.uniform(*cfg.gain_db) / 20)
     if rng.random() < cfg.p_clip:

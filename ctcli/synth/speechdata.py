@@ -198,13 +198,15 @@ def utterances(
     count: int,
     p_template: float = 0.15,
     clean: bool = False,
+    codecs: bool = True,
 ) -> Iterator[tuple[int, np.ndarray, str, str]]:
     """(index, 16 kHz waveform, transcript, voice id) for utterances first..first+count-1;
     each depends only on (seed, index) and the voice list. `clean` leaves out the
     channel (noise, reverb, band limits, codecs, gain): the same texts, voices,
-    speed and pitch as the default, as the voice itself sounds."""
+    speed and pitch as the default, as the voice itself sounds. `codecs=False`
+    skips the MP3/Opus round trips (ChannelConfig.codecs)."""
     engines = sorted({v.engine for v in voices})
-    channel = None if clean else ChannelConfig()
+    channel = None if clean else ChannelConfig(codecs=codecs)
     babble: list[np.ndarray] = []
     for idx in range(first, first + count):
         rng = random.Random(seed * 1_000_003 + idx)
@@ -224,6 +226,19 @@ def utterances(
             continue
         babble.append(wave)
         yield idx, wave, text, voice.id
+
+
+def select_voices(voices: list[Voice], spec: str) -> list[Voice]:
+    """The voices named by `spec`: comma-separated engines (every voice of it)
+    or engine:voice ids. A name that matches no installed voice is an error."""
+    want = [w.strip() for w in spec.split(",") if w.strip()]
+    missing = [w for w in want if not any(w in (v.engine, v.id) for v in voices)]
+    if missing or not want:
+        have = ", ".join(v.id for v in voices) or "none"
+        raise SystemExit(
+            f"--voices: no installed voice {', '.join(missing) or spec!r} (have: {have})"
+        )
+    return [v for v in voices if v.engine in want or v.id in want]
 
 
 def _setup(text_file: Path, voices: list[Voice] | None) -> tuple[list[str], list[Voice]]:
@@ -248,6 +263,7 @@ def generate(
     voices: list[Voice] | None = None,
     first: int = 0,
     jobs: int = 1,
+    codecs: bool = True,
 ) -> None:
     """Write shards first..shards-1 (skipping those present). Each shard depends
     only on the seed and its number, so several processes given disjoint
@@ -258,17 +274,15 @@ def generate(
     feats_cfg = {**DEFAULT_FEATURES, **(features or {})}
     out.mkdir(parents=True, exist_ok=True)
     todo = list(range(first, shards))
+    job = (sentences, voices, out, shard_size, seed, p_template, feats_cfg, codecs)
     if jobs <= 1:
-        _write_shards(todo, sentences, voices, out, shard_size, seed, p_template, feats_cfg)
+        _write_shards(todo, *job)
         return
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")  # the workers share the loaded sentences
     procs = [
-        ctx.Process(
-            target=_write_shards,
-            args=(todo[j::jobs], sentences, voices, out, shard_size, seed, p_template, feats_cfg),
-        )
+        ctx.Process(target=_write_shards, args=(todo[j::jobs], *job))
         for j in range(min(jobs, len(todo)))
     ]
     for p in procs:
@@ -289,6 +303,7 @@ def _write_shards(
     seed: int,
     p_template: float,
     feats_cfg: dict,
+    codecs: bool,
 ) -> None:
     for k in todo:
         path = out / f"shard-{k:05d}.npz"
@@ -297,7 +312,7 @@ def _write_shards(
         t0 = time.time()
         feats, texts, vids = [], [], []
         for _, wave, text, vid in utterances(
-            sentences, voices, seed, k * shard_size, shard_size, p_template
+            sentences, voices, seed, k * shard_size, shard_size, p_template, codecs=codecs
         ):
             feats.append(logmel(wave, feats_cfg))
             texts.append(text)
@@ -352,6 +367,16 @@ def main(argv: list[str] | None = None) -> None:
         "--first", type=int, default=0, help="first shard number (split a corpus across processes)"
     )
     ap.add_argument(
+        "--voices",
+        help="only these training voices: comma-separated engines or engine:voice ids "
+        "(e.g. espeak-ng,flite:awb); default every installed one",
+    )
+    ap.add_argument(
+        "--no-codecs",
+        action="store_true",
+        help="no MP3/Opus round trips (as where ffmpeg is missing; the other effects unchanged)",
+    )
+    ap.add_argument(
         "--jobs", type=int, default=1, help="worker processes (one per core; default 1)"
     )
     ap.add_argument(
@@ -374,12 +399,14 @@ def main(argv: list[str] | None = None) -> None:
     voices = (
         [v for v in available_voices() if v.id in HELD_OUT_VOICES] if a.held_out_voices else None
     )
+    if a.voices:
+        voices = select_voices(training_voices() if voices is None else voices, a.voices)
     if a.wav:
         generate_wavs(a.text, a.out, a.wav, a.seed, voices=voices, clean=a.clean)
     else:
         generate(
             a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices, first=a.first,
-            jobs=a.jobs,
+            jobs=a.jobs, codecs=not a.no_codecs,
         )  # fmt: skip
 
 
