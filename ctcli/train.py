@@ -264,8 +264,12 @@ def greedy_collapse(lp: np.ndarray, labels: list[str], blank: int) -> str:
 def _lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+    return cosine_lr(cfg.lr, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+
+
+def cosine_lr(peak: float, progress: float) -> float:
+    """Cosine decay from `peak` to 2% of it as `progress` goes 0 -> 1 (clipped)."""
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 AMP_MODES = ("auto", "bf16", "off")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from ctcli.errors import UsageError
 from ctcli.train import (  # shared with the image trainer
     _lr_at,
     amp_context,
+    cosine_lr,
     load_train_state,
     resolve_device,
     save_train_state,
@@ -327,7 +327,7 @@ def _lr_now(step: int, elapsed_s: float, cfg: AsrConfig) -> float:
     if cfg.minutes <= 0 or step < cfg.warmup:
         return _lr_at(step, cfg)
     p = max((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), elapsed_s / (cfg.minutes * 60))
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    return cosine_lr(cfg.lr, p)
 
 
 def _tile_head(model, src, name: str) -> bool:
@@ -466,7 +466,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     def out_of_time() -> bool:
         return cfg.minutes > 0 and elapsed0 + time.time() - t0 >= cfg.minutes * 60
 
-    last = step >= cfg.steps or out_of_time()  # the step just taken ends the run
+    last = step >= cfg.steps or out_of_time()  # whether the run is over
     while not last and not stop["flag"]:
         if data.rescan():
             log(f"train now {len(data):,} utts ({data.hours():.1f} h)")
