@@ -132,16 +132,29 @@ bench: kenlm-tools lm-corpus
 # brings in through dev; the Debian voices from system-speech. Which voices are
 # installed decides each utterance's voice, so keep one set for a whole corpus.
 SPEECH_DATA ?= $(HOME)/.cache/ctcli
-.PHONY: system-speech data-speech train-asr-en
+JOBS ?= $(shell nproc)
+.PHONY: system-speech data-speech data-speech-s11 train-asr-en
 data-speech: install system-speech lm-corpus
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-val --shards 1 --shard-size 400 --seed 2
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-heldout-voice --shards 1 --shard-size 300 --seed 3 --held-out-voices
-	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/train.txt --out $(SPEECH_DATA)/speech --shards 60 --shard-size 1000 --seed 1
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/train.txt --out $(SPEECH_DATA)/speech --shards 60 --shard-size 1000 --seed 1 --jobs $(JOBS)
 
-# Three stages, as the bundled weights were made: 7.5k steps of the causal
+# The second corpus of stage 4 (below): the voices of the GPU machine it was
+# rendered on (no ffmpeg, piper, hibari or ked_diphone there), 250-utterance
+# shards from 120,000 of the training sentences, seed 11.
+S11_VOICES = espeak-ng,flite,festival:cmu_us_slt_arctic_hts,festival:kal_diphone
+data-speech-s11: install system-speech lm-corpus
+	$(PY) -c "import random; from pathlib import Path; from ctcli.synth.speechdata import load_sentences; s = load_sentences(Path('build/lm/corpus/train.txt')); random.Random(5).shuffle(s); Path('build/speech-s11.txt').write_text('\n'.join(s[:120000]) + '\n')"
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-val-s11 --shards 4 --shard-size 100 --seed 2 --voices $(S11_VOICES) --no-codecs --jobs $(JOBS)
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/speech-s11.txt --out $(SPEECH_DATA)/speech-s11 --shards 128 --shard-size 250 --seed 11 --voices $(S11_VOICES) --no-codecs --jobs $(JOBS)
+
+# Five stages, as the bundled weights were made: 7.5k steps of the causal
 # model; 6k more with a 3-frame (120 ms) top-layer look-ahead added (--init:
 # the new layer starts as a pass-through); 6.5k with two 20-ms CTC frames per
-# encoder frame (--upsample 2: the head is tiled); then bundle.
+# encoder frame (--upsample 2: the head is tiled); stage 4 on the seed-11
+# corpus on a GPU (three time budgets, each resumed: 5, 13.2 and 20.6 minutes
+# in all; batches of 480 s; on a CPU the same minutes train ~10x fewer steps);
+# stage 5 back on the first corpus with two CPU workers; then bundle.
 train-asr-en: install
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
 	  --out runs/asr-en/stage1.pt --run-dir runs/asr-en --seed 1 --threads 2 --steps 7500 --resume
@@ -152,7 +165,16 @@ train-asr-en: install
 	  --out runs/asr-up2/model.pt --run-dir runs/asr-up2 --seed 4 --threads 2 --lookahead 3 \
 	  --upsample 2 --steps 6500 --lr 0.0005 --warmup 300 --val-every 500 \
 	  --init runs/asr-en2/model.pt --resume
-	$(PY) -m ctcli.registry install asr-en runs/asr-up2/model.pt
+	for m in 5 13.2 20.6; do $(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech-s11 \
+	  --val $(SPEECH_DATA)/speech-val-s11 --out runs/asr-gpu/model.pt --run-dir runs/asr-gpu \
+	  --seed 21 --threads 1 --lookahead 3 --upsample 2 --steps 1000000 --frames-per-batch 48000 \
+	  --lr 0.001 --warmup 150 --val-every 400 --minutes $$m --init runs/asr-up2/model.pt \
+	  --resume || exit 1; done
+	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
+	  --out runs/asr-up4/model.pt --run-dir runs/asr-up4 --seed 7 --threads 1 --workers 2 \
+	  --lookahead 3 --upsample 2 --steps 5500 --lr 0.0005 --warmup 300 --val-every 500 \
+	  --init runs/asr-gpu/model.pt --resume
+	$(PY) -m ctcli.registry install asr-en runs/asr-up4/model.pt
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \
