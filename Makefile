@@ -141,7 +141,9 @@ data-speech: install system-speech lm-corpus
 
 # The second corpus of stage 4 (below): the voices of the GPU machine it was
 # rendered on (no ffmpeg, piper, hibari or ked_diphone there), 250-utterance
-# shards from 120,000 of the training sentences, seed 11.
+# shards from 120,000 of the training sentences, seed 11. The trainer there
+# had read 128 shards at its last pass (14 writers finish out of order, so not
+# exactly shards 0-127) and 138 were written.
 S11_VOICES = espeak-ng,flite,festival:cmu_us_slt_arctic_hts,festival:kal_diphone
 data-speech-s11: install system-speech lm-corpus
 	$(PY) -c "import random; from pathlib import Path; from ctcli.synth.speechdata import load_sentences; s = load_sentences(Path('build/lm/corpus/train.txt')); random.Random(5).shuffle(s); Path('build/speech-s11.txt').write_text('\n'.join(s[:120000]) + '\n')"
