@@ -176,7 +176,7 @@ train-asr-en: install
 	  --out runs/asr-up4/model.pt --run-dir runs/asr-up4 --seed 7 --threads 1 --workers 2 \
 	  --lookahead 3 --upsample 2 --steps 5500 --lr 0.0005 --warmup 300 --val-every 500 \
 	  --init runs/asr-gpu/model.pt --resume
-	$(PY) -m ctcli.registry install asr-en runs/asr-up4/model.pt
+	$(PY) -m ctcli.registry install asr-en runs/asr-up4/model.pt --alpha 0.8 --beta 0
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \
