@@ -203,8 +203,6 @@ class _Excluder:
                 self.by_first.setdefault(s[0], set()).add(tuple(s))
 
     def __call__(self, toks: list[str]) -> bool:
-        if not self.by_first:
-            return False
         for i, t in enumerate(toks):
             for run in self.by_first.get(t, ()):
                 if tuple(toks[i : i + len(run)]) == run:

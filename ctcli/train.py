@@ -261,15 +261,14 @@ def greedy_collapse(lp: np.ndarray, labels: list[str], blank: int) -> str:
 # --------------------------------------------------------------------------- training
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg: TrainConfig, progress: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 2% of the peak over the remaining
+    steps; `progress` (0-1, e.g. the spent part of a time budget) moves the
+    decay on when it is further along than the steps are."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    return cosine_lr(cfg.lr, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-
-
-def cosine_lr(peak: float, progress: float) -> float:
-    """Cosine decay from `peak` to 2% of it as `progress` goes 0 -> 1 (clipped)."""
-    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    p = min(1.0, max(progress, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 AMP_MODES = ("auto", "bf16", "off")

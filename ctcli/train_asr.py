@@ -30,7 +30,6 @@ from ctcli.errors import UsageError
 from ctcli.train import (  # shared with the image trainer
     _lr_at,
     amp_context,
-    cosine_lr,
     load_train_state,
     resolve_device,
     save_train_state,
@@ -322,12 +321,9 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
 
 
 def _lr_now(step: int, elapsed_s: float, cfg: AsrConfig) -> float:
-    """The step schedule (ctcli.train._lr_at), or with a time budget the same
-    cosine over the larger of the step and time fractions."""
-    if cfg.minutes <= 0 or step < cfg.warmup:
-        return _lr_at(step, cfg)
-    p = max((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), elapsed_s / (cfg.minutes * 60))
-    return cosine_lr(cfg.lr, p)
+    """The step schedule (ctcli.train._lr_at); with a time budget its decay
+    follows whichever of the step and time fractions is further along."""
+    return _lr_at(step, cfg, elapsed_s / (cfg.minutes * 60) if cfg.minutes > 0 else 0.0)
 
 
 def _tile_head(model, src, name: str) -> bool:
@@ -430,6 +426,10 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     # exchange, so that no worker waits for a step another has left out
     stop = signal if group.world == 1 else {"flag": False}
     t0 = t_ckpt = t_log = time.time()
+
+    def elapsed() -> float:  # training seconds, resumed time included
+        return elapsed0 + time.time() - t0
+
     loss_sum = loss_n = frames = 0
     metrics: dict = {}
 
@@ -437,7 +437,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
         if not lead:
             return
         save_train_state(
-            state_path, model, opt, step, best, elapsed0 + time.time() - t0,
+            state_path, model, opt, step, best, elapsed(),
             features=json.dumps(features),
         )  # fmt: skip
 
@@ -464,7 +464,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     model.train()
 
     def out_of_time() -> bool:
-        return cfg.minutes > 0 and elapsed0 + time.time() - t0 >= cfg.minutes * 60
+        return cfg.minutes > 0 and elapsed() >= cfg.minutes * 60
 
     last = step >= cfg.steps or out_of_time()  # whether the run is over
     while not last and not stop["flag"]:
@@ -498,7 +498,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
             tg = [torch.tensor([char_to_id[c] for c in data.texts[i]]) for i in b]
             tl = torch.tensor([len(t) for t in tg])
             for g in opt.param_groups:
-                g["lr"] = lr = _lr_now(step, elapsed0 + time.time() - t0, cfg)
+                g["lr"] = lr = _lr_now(step, elapsed(), cfg)
             with amp_ctx:
                 lp = model(x.to(device), lens.to(device))
             il = model.output_lengths(lens).clamp(max=lp.shape[1])
@@ -529,7 +529,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
                 dt = time.time() - t_log
                 log(
                     f"step {step}/{cfg.steps} loss {loss_sum / loss_n:.3f} lr {lr:.2e} "
-                    f"{frames / 100 / dt:.1f} audio-s/s elapsed {(elapsed0 + time.time() - t0) / 60:.1f} min"
+                    f"{frames / 100 / dt:.1f} audio-s/s elapsed {elapsed() / 60:.1f} min"
                 )
                 loss_sum = loss_n = frames = 0
                 t_log = time.time()
@@ -542,7 +542,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
                     if len(val)
                     else {"val_wer": float("nan")}
                 )
-                metrics.update(step=step, minutes=round((elapsed0 + time.time() - t0) / 60, 1))
+                metrics.update(step=step, minutes=round(elapsed() / 60, 1))
                 with open(run / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")
                 better = not metrics["val_wer"] > best  # nan (no val set) always exports
