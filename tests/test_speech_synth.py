@@ -288,3 +288,72 @@ def test_voice_selection_by_engine_or_id():
     assert select_voices(vs, "espeak-ng, flite:slt") == [vs[1], vs[2]]
     with pytest.raises(SystemExit, match="piper"):
         select_voices(vs, "flite,piper")
+
+
+def _festival_voice(name: str) -> bool:
+    return any(v.id == f"festival:{name}" for v in speech.available_voices())
+
+
+@pytest.mark.skipif(
+    not shutil.which("text2wave") or not _festival_voice("kal_diphone"),
+    reason="festival with kal_diphone not installed (make system-speech)",
+)
+def test_festival_pipe_speaks_exactly_what_text2wave_does(tmp_path):
+    import subprocess
+
+    v = speech.Voice("festival", "kal_diphone")
+    texts = ['Dr. Smith paid $3.50 on 12/05/2021. "Really?" she said.', "one two three"]
+    for i, text in enumerate(texts):
+        got = speech.tts(text, v, random.Random(i))
+        stretch = random.Random(i).uniform(0.85, 1.2)
+        (tmp_path / "in.txt").write_text(text)
+        cmd = ["text2wave", "-eval", "(voice_kal_diphone)"]
+        cmd += ["-eval", f"(Parameter.set 'Duration_Stretch {stretch:.3f})"]
+        subprocess.run([*cmd, str(tmp_path / "in.txt"), "-o", str(tmp_path / "o.wav")], check=True)
+        want = speech._read_wav((tmp_path / "o.wav").read_bytes())
+        assert got.shape == want.shape and np.array_equal(got, want)
+    pid = speech._festival("kal_diphone").proc.pid  # one process serves every utterance
+    speech.tts("four", v, random.Random(9))
+    assert speech._festival("kal_diphone").proc.pid == pid
+    speech._festival("kal_diphone").close()  # a dead process is replaced
+    assert speech.tts("four", v, random.Random(9)).size > 0
+    assert speech._festival("kal_diphone").proc.pid != pid
+
+
+def _fake_festival(tmp_path, monkeypatch, body: str) -> None:
+    """A `festival` on PATH that runs `body` (Python) instead."""
+    import sys
+
+    exe = tmp_path / "festival"
+    exe.write_text(f"#!{sys.executable}\nimport sys, time\n{body}\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    monkeypatch.setattr(speech, "_FESTIVALS", {})
+
+
+def test_festival_that_exits_or_hangs_raises(tmp_path, monkeypatch):
+    _fake_festival(tmp_path, monkeypatch, "sys.stderr.write('no voice\\n')")
+    with pytest.raises(RuntimeError, match="exited: no voice"):
+        speech._Festival("x")
+    _fake_festival(tmp_path, monkeypatch, "time.sleep(30)")
+    with pytest.raises(TimeoutError):
+        speech._Festival("x", timeout=0.5)
+
+
+def test_festival_errors_are_reported(tmp_path, monkeypatch):
+    # answers each request with the marker; the second request fails
+    body = (
+        "n = 0\n"
+        "for line in sys.stdin:\n"
+        "    if 'ctcli-done' in line:\n"
+        "        n += 1\n"
+        "        msg = 'SIOD ERROR: bad text\\n' if n == 2 else ''\n"
+        "        sys.stderr.write(msg + '\\nctcli-done\\n'); sys.stderr.flush()\n"
+    )
+    _fake_festival(tmp_path, monkeypatch, body)
+    f = speech._Festival("x")
+    with pytest.raises(RuntimeError, match="SIOD ERROR: bad text"):
+        f.speak("hello", 1.0, str(tmp_path))
+    with pytest.raises(RuntimeError, match="no audio"):  # answered, but wrote no wave
+        f.speak("hello", 1.0, str(tmp_path))
+    f.close()

@@ -27,6 +27,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -301,6 +302,96 @@ def _hibari_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
     return _resample(tts(text, speed=speed, seed=rng.getrandbits(32)), tts.sample_rate)
 
 
+class _Festival:
+    """One festival process per voice (and per OS process), fed Scheme on a pipe.
+    Starting festival and loading a voice costs 0.3-0.5 s, several times what a
+    diphone utterance takes, so `text2wave` per utterance spent most of its time
+    starting up. Each utterance goes through the same path as text2wave's (the
+    text file's tts mode, utt.synth per sentence, the waves joined in order), so
+    the samples are identical to text2wave's (tested); festival reports on
+    stderr, where a marker line ends each request."""
+
+    def __init__(self, name: str, timeout: float = 120.0):
+        self.name, self.timeout = name, timeout
+        self.proc = subprocess.Popen(
+            ["festival", "--pipe"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._buf = b""
+        said = self._send(
+            f"(voice_{name})\n"
+            "(define (ctcli_save utt) (set! ctcli_n (+ ctcli_n 1))"
+            ' (utt.save.wave utt (string-append ctcli_dir "/" ctcli_n ".wav") (quote riff)) utt)\n'
+            "(set! tts_hooks (list utt.synth ctcli_save))\n"
+        )
+        if "error" in said.lower():
+            self.close()
+            raise RuntimeError(f"festival {name}: {said.strip()}")
+
+    def _send(self, scheme: str) -> str:
+        """Run `scheme`, then wait for the marker; festival's messages meanwhile."""
+        import select
+
+        assert self.proc.stdin is not None and self.proc.stderr is not None
+        self.proc.stdin.write((scheme + '(format stderr "\\nctcli-done\\n")\n').encode())
+        self.proc.stdin.flush()
+        fd, deadline = self.proc.stderr.fileno(), time.monotonic() + self.timeout
+        while b"\nctcli-done\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.close()
+                raise TimeoutError(f"festival {self.name}: no answer in {self.timeout:.0f} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                self.close()
+                raise RuntimeError(
+                    f"festival {self.name} exited: {self._buf.decode(errors='replace')}"
+                )
+            self._buf += chunk
+        said, _, self._buf = self._buf.partition(b"\nctcli-done\n")
+        return said.decode(errors="replace")
+
+    def speak(self, text: str, stretch: float, tmp: str) -> np.ndarray:
+        txt = os.path.join(tmp, "in.txt")
+        with open(txt, "w") as f:
+            f.write(text)
+        said = self._send(
+            f'(set! ctcli_dir "{tmp}")(set! ctcli_n 0)'
+            f"(Parameter.set 'Duration_Stretch {stretch:.3f})"
+            f'(tts_file "{txt}" (tts_find_text_mode "{txt}" auto-text-mode-alist))'
+        )
+        if "error" in said.lower():
+            raise RuntimeError(f"festival {self.name}: {said.strip()}")
+        parts = sorted(
+            (f for f in os.listdir(tmp) if f.endswith(".wav")), key=lambda f: int(f[:-4])
+        )
+        if not parts:
+            raise RuntimeError(f"festival {self.name}: no audio for {text!r}")
+        import soundfile as sf
+
+        waves = [sf.read(os.path.join(tmp, f), dtype="float32") for f in parts]
+        return _resample(np.concatenate([w for w, _ in waves]), waves[0][1])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+_FESTIVALS: dict[tuple[int, str], _Festival] = {}
+
+
+def _festival(name: str) -> _Festival:
+    """This process's festival for `name` (a forked worker starts its own)."""
+    key = (os.getpid(), name)
+    f = _FESTIVALS.get(key)
+    if f is None or f.proc.poll() is not None:
+        f = _FESTIVALS[key] = _Festival(name)
+    return f
+
+
 def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
     """Speak `text` with `voice`, with random engine-level rate/pitch; 16 kHz float32."""
     if voice.engine == "espeak-ng":
@@ -340,21 +431,8 @@ def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
             ]
             subprocess.run(cmd, capture_output=True, check=True, timeout=60)
         elif voice.engine == "festival":
-            txt = os.path.join(tmp, "in.txt")
-            with open(txt, "w") as f:
-                f.write(text)
             stretch = rng.uniform(0.85, 1.2)
-            cmd = [
-                "text2wave",
-                "-eval",
-                f"(voice_{voice.name})",
-                "-eval",
-                f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
-                txt,
-                "-o",
-                wav,
-            ]
-            subprocess.run(cmd, capture_output=True, check=True, timeout=120)
+            return _festival(voice.name).speak(text, stretch, tmp)
         else:
             raise ValueError(f"unknown TTS engine {voice.engine}")
         with open(wav, "rb") as f:
