@@ -103,17 +103,26 @@ class AsrConfig:
     # and `minutes` (training time, resumed time included) ends first, and
     # training stops there; for a machine lent for a fixed time
     minutes: float = 0.0
+    # the same shards before the channel (speechdata --dry-out): each training
+    # utterance is taken dry with probability p_dry where its twin exists, a
+    # lighter channel mix without rendering again
+    dry_data: str = ""
+    p_dry: float = 0.0
 
 
 class Shards:
-    """All utterances of a shard directory in memory (float16 log-mel)."""
+    """All utterances of a shard directory in memory (float16 log-mel), and
+    with `dry` a folder of twin shards (the same utterances before the channel,
+    same names), their dry features where a twin exists (None elsewhere)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, dry: str | Path | None = None):
         self.feats: list[np.ndarray] = []
+        self.dry: list[np.ndarray | None] = []
         self.texts: list[str] = []
         self.voices: list[str] = []  # "engine:voice" per utterance
         self.loaded: set[str] = set()
         self.root = Path(root)
+        self.dry_root = Path(dry) if dry else None
         self.rescan()
 
     def rescan(self) -> int:
@@ -121,12 +130,16 @@ class Shards:
         for p in sorted(self.root.glob("shard-*.npz")):
             if p.name in self.loaded or p.name.endswith(".tmp.npz"):
                 continue
-            d = np.load(p)
-            off = d["offsets"]
-            feats = d["feats"]  # read once: each d[...] access re-reads the array from the archive
-            self.feats += [feats[off[i] : off[i + 1]] for i in range(len(off) - 1)]
-            self.texts += [str(t) for t in d["texts"]]
-            self.voices += [str(v) for v in d["voices"]] if "voices" in d else [""] * (len(off) - 1)
+            feats, texts, voices = _read_shard(p)
+            dry: list[np.ndarray | None] = [None] * len(feats)
+            if self.dry_root is not None and (self.dry_root / p.name).exists():
+                dry, dry_texts, _ = _read_shard(self.dry_root / p.name)
+                if dry_texts != texts:
+                    raise ValueError(f"{self.dry_root / p.name}: not the twin of {p}")
+            self.feats += feats
+            self.dry += dry
+            self.texts += texts
+            self.voices += voices
             self.loaded.add(p.name)
             added += 1
         return added
@@ -136,6 +149,15 @@ class Shards:
 
     def hours(self) -> float:
         return sum(f.shape[0] for f in self.feats) / 100 / 3600
+
+
+def _read_shard(p: Path) -> tuple[list[np.ndarray], list[str], list[str]]:
+    d = np.load(p)
+    off = d["offsets"]
+    feats = d["feats"]  # read once: each d[...] access re-reads the array from the archive
+    n = len(off) - 1
+    voices = [str(v) for v in d["voices"]] if "voices" in d else [""] * n
+    return [feats[off[i] : off[i + 1]] for i in range(n)], [str(t) for t in d["texts"]], voices
 
 
 def feature_stats(data: Shards, max_utts: int = 2000) -> tuple[list[float], list[float]]:
@@ -164,6 +186,15 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: AsrConfig) -> np.ndarr
         s = rng.integers(0, max(1, t - wdt))
         x[s : s + wdt] = 0.0
     return x
+
+
+def _pick(data: Shards, i: int, rng: np.random.Generator, cfg: AsrConfig) -> np.ndarray:
+    """Utterance i's features: its dry twin with probability p_dry where it has
+    one (no draw at all when p_dry is 0, so runs without twins are unchanged)."""
+    x = data.feats[i]
+    if cfg.p_dry > 0 and data.dry[i] is not None and rng.random() < cfg.p_dry:
+        x = data.dry[i]
+    return x.astype(np.float32)
 
 
 def make_batches(lengths: np.ndarray, budget: int, rng: np.random.Generator) -> list[list[int]]:
@@ -306,6 +337,10 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
     if cfg.minutes > 0 and world > 1:
         # the schedule would follow each worker's own clock and the replicas drift
         raise UsageError("--minutes works with one worker only")
+    if not 0.0 <= cfg.p_dry <= 1.0:
+        raise UsageError(f"--p-dry must be between 0 and 1, not {cfg.p_dry}")
+    if cfg.p_dry > 0 and not cfg.dry_data:
+        raise UsageError("--p-dry needs --dry-data (speechdata --dry-out)")
     if world > 1 and rank == 0:
         import multiprocessing as mp
 
@@ -386,7 +421,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     if lead:
         run.mkdir(parents=True, exist_ok=True)
     state_path = run / "state.pt"
-    data, val = Shards(cfg.data), Shards(cfg.val)
+    data, val = Shards(cfg.data, cfg.dry_data or None), Shards(cfg.val)
     while len(data) == 0:
         log(f"waiting for shards in {cfg.data} ...")
         time.sleep(30)
@@ -488,8 +523,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
                 break
             b = batches[g0 + group.rank]
             xs = [
-                augment(normalize(data.feats[i].astype(np.float32), features), aug_rng, cfg)
-                for i in b
+                augment(normalize(_pick(data, i, aug_rng, cfg), features), aug_rng, cfg) for i in b
             ]
             lens = torch.tensor([x.shape[0] for x in xs])
             x = torch.zeros(len(xs), int(lens.max()), xs[0].shape[1])
@@ -590,6 +624,8 @@ HELP = {
     "device": "auto | cpu | cuda[:N]",
     "amp": "mixed precision: auto | bf16 | off",
     "init": "start a new run from this checkpoint's matching weights and feature statistics",
+    "dry_data": "twin shards before the channel (speechdata --dry-out); with --p-dry",
+    "p_dry": "probability of training on an utterance's dry twin where it has one",
     "minutes": "time budget in minutes of training, resumed time included (0: none); the LR "
     "decays over whichever of --steps and --minutes ends first; one worker only",
 }

@@ -259,6 +259,40 @@ def test_parallel_jobs_build_the_same_corpus(tmp_path, monkeypatch):
         assert list(a["texts"]) == list(b["texts"]) and np.array_equal(a["feats"], b["feats"])
 
 
+@needs_flite
+def test_dry_shards_hold_the_same_utterances_before_the_channel(tmp_path, monkeypatch):
+    """--dry-out: a twin shard per shard with each utterance before the channel;
+    the channel shard is exactly the one written without it."""
+    from ctcli.audio import logmel
+
+    speechdata, voices, text = _kal16_corpus(tmp_path, monkeypatch, THREE_LINES)
+    speechdata.generate(text, tmp_path / "plain", shards=2, shard_size=2, seed=4)
+    speechdata.generate(
+        text, tmp_path / "wet", shards=2, shard_size=2, seed=4, dry_out=tmp_path / "dry"
+    )
+    for k in range(2):
+        n = f"shard-0000{k}.npz"
+        p, w, d = (np.load(tmp_path / f / n) for f in ("plain", "wet", "dry"))
+        assert np.array_equal(p["feats"], w["feats"]) and list(p["texts"]) == list(w["texts"])
+        assert list(d["texts"]) == list(w["texts"]) and list(d["voices"]) == list(w["voices"])
+        assert not np.array_equal(d["feats"], w["feats"])
+        # the dry utterance is the one a --clean evaluation set holds
+        dry0 = d["feats"][d["offsets"][0] : d["offsets"][1]].astype(np.float32)
+        _, wave, _, _, dry = next(speechdata.utterances(
+            speechdata.load_sentences(text), voices, 4, 2 * k, 1, clean=True
+        ))  # fmt: skip
+        assert np.array_equal(wave, dry)
+        assert np.abs(logmel(dry, None) - dry0).max() < 0.01  # float16 in the shard
+    # a shard whose twin is missing is written again, identically
+    (tmp_path / "dry" / "shard-00001.npz").unlink()
+    before = (tmp_path / "wet" / "shard-00000.npz").stat().st_mtime_ns
+    speechdata.generate(
+        text, tmp_path / "wet", shards=2, shard_size=2, seed=4, dry_out=tmp_path / "dry"
+    )
+    assert (tmp_path / "dry" / "shard-00001.npz").exists()
+    assert (tmp_path / "wet" / "shard-00000.npz").stat().st_mtime_ns == before
+
+
 def test_no_codecs_matches_a_machine_without_ffmpeg(monkeypatch):
     """codecs=False draws the same random numbers and leaves the audio as a
     missing ffmpeg would, so the rest of the channel is unchanged."""

@@ -242,3 +242,55 @@ def test_time_budget_needs_one_worker(tmp_path):
     data = _shard(tmp_path, "train")
     with pytest.raises(UsageError, match="one worker"):
         train_asr.fit(_toy_config(tmp_path, data, minutes=1.0, workers=2), log=lambda _: None)
+
+
+def test_dry_twins_load_beside_their_shards(tmp_path):
+    import pytest
+
+    data = _shard(tmp_path, "train")
+    dry = _shard(tmp_path, "dry")
+    write_shard(data / "shard-00001.npz", [np.zeros((30, 80), np.float32)], ["a"], ["test"])
+    s = train_asr.Shards(data, dry)
+    assert len(s) == 5 and [d is None for d in s.dry] == [False] * 4 + [True]
+    assert all(
+        np.array_equal(a, b) for a, b in zip(s.dry[:4], train_asr.Shards(dry).feats, strict=True)
+    )
+    cfg = train_asr.AsrConfig(p_dry=1.0)
+    rng = np.random.default_rng(0)
+    assert np.array_equal(train_asr._pick(s, 0, rng, cfg), s.dry[0].astype(np.float32))
+    assert np.array_equal(train_asr._pick(s, 4, rng, cfg), s.feats[4].astype(np.float32))
+    state = rng.bit_generator.state
+    train_asr._pick(s, 0, rng, train_asr.AsrConfig(p_dry=0.0))
+    assert rng.bit_generator.state == state  # no draw: runs without twins are unchanged
+    write_shard(dry / "shard-00001.npz", [np.zeros((30, 80), np.float32)], ["b"], ["test"])
+    with pytest.raises(ValueError, match="not the twin"):
+        train_asr.Shards(data, dry)
+
+
+def test_training_reads_the_dry_twins(tmp_path):
+    """Wet shards of pure noise, dry twins with the letters: with p_dry 1 the
+    model learns the letters, so the trainer takes the twins."""
+    dry = _shard(tmp_path, "dry")
+    wet = tmp_path / "wet"
+    wet.mkdir()
+    clean = train_asr.Shards(dry)
+    rng = np.random.default_rng(1)
+    noise = [rng.normal(0, 3, f.shape).astype(np.float32) for f in clean.feats]
+    write_shard(wet / "shard-00000.npz", noise, clean.texts, ["test"] * 4)
+    cfg = _toy_config(tmp_path, wet, val=str(dry), steps=250, frames_per_batch=2000,
+                      val_every=250, dry_data=str(dry), p_dry=1.0)  # fmt: skip
+    assert train_asr.fit(cfg, log=lambda _: None)["val_cer"] < 0.2
+    cfg = train_asr.AsrConfig(**{**cfg.__dict__, "p_dry": 0.0, "run_dir": str(tmp_path / "r0")})
+    assert train_asr.fit(cfg, log=lambda _: None)["val_cer"] > 0.5  # the noise teaches nothing
+
+
+def test_dry_options_are_checked(tmp_path):
+    import pytest
+
+    from ctcli.errors import UsageError
+
+    data = _shard(tmp_path, "train")
+    with pytest.raises(UsageError, match="needs --dry-data"):
+        train_asr.fit(_toy_config(tmp_path, data, p_dry=0.5), log=lambda _: None)
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        train_asr.fit(_toy_config(tmp_path, data, p_dry=1.5, dry_data=str(data)), log=print)

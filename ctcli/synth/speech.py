@@ -617,6 +617,20 @@ def render_utterance(
     babble_pool: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """One augmented utterance, fully determined by (text, voice, seed, index)."""
+    return render_pair(text, voice, seed, index, channel, babble_pool)[1]
+
+
+def render_pair(
+    text: str,
+    voice: Voice,
+    seed: int,
+    index: int,
+    channel: ChannelConfig | None = None,
+    babble_pool: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dry, wet): the utterance before the channel (voice, speed, pitch, padding)
+    and after it (`render_utterance`'s result; the dry one when `channel` is
+    None). One TTS call serves both."""
     s = utterance_seed(seed, index)
     rng_py = random.Random(s)
     rng = np.random.default_rng(s)
@@ -626,9 +640,9 @@ def render_utterance(
     if rng.random() < 0.3:
         wave = pitch_shift(wave, rng.uniform(-3.0, 3.0))
     lead, tail = rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4)
-    wave = np.concatenate(
+    dry = np.concatenate(
         [np.zeros(int(lead * SR), np.float32), wave, np.zeros(int(tail * SR), np.float32)]
     )
-    if channel is not None:
-        wave = apply_channel(wave, rng, channel, babble_pool or [])
-    return wave
+    if channel is None:
+        return dry, dry
+    return dry, apply_channel(dry, rng, channel, babble_pool or [])

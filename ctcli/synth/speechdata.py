@@ -27,7 +27,7 @@ from ctcli.synth.speech import (
     ChannelConfig,
     Voice,
     available_voices,
-    render_utterance,
+    render_pair,
     training_voices,
 )
 from ctcli.textnorm import normalize_en
@@ -199,11 +199,12 @@ def utterances(
     p_template: float = 0.15,
     clean: bool = False,
     codecs: bool = True,
-) -> Iterator[tuple[int, np.ndarray, str, str]]:
-    """(index, 16 kHz waveform, transcript, voice id) for utterances first..first+count-1;
-    each depends only on (seed, index) and the voice list. `clean` leaves out the
-    channel (noise, reverb, band limits, codecs, gain): the same texts, voices,
-    speed and pitch as the default, as the voice itself sounds. `codecs=False`
+) -> Iterator[tuple[int, np.ndarray, str, str, np.ndarray]]:
+    """(index, 16 kHz waveform, transcript, voice id, dry waveform) for utterances
+    first..first+count-1; each depends only on (seed, index) and the voice list.
+    The dry waveform is the same utterance before the channel (noise, reverb,
+    band limits, codecs, gain): the same text, voice, speed and pitch, as the
+    voice itself sounds. `clean` yields it as the waveform too. `codecs=False`
     skips the MP3/Opus round trips (ChannelConfig.codecs)."""
     engines = sorted({v.engine for v in voices})
     channel = None if clean else ChannelConfig(codecs=codecs)
@@ -218,14 +219,14 @@ def utterances(
         engine = rng.choice(engines)  # engines weighted equally, whatever their voice count
         voice = rng.choice([v for v in voices if v.engine == engine])
         try:
-            wave = render_utterance(text, voice, seed, idx, channel, babble[-20:])
+            dry, wave = render_pair(text, voice, seed, idx, channel, babble[-20:])
         except Exception as e:  # a TTS engine failing on one text must not stop the corpus
             print(f"skip {idx} ({voice.id}): {type(e).__name__}: {e}", file=sys.stderr)
             continue
         if wave.size < 0.3 * 16000:
             continue
         babble.append(wave)
-        yield idx, wave, text, voice.id
+        yield idx, wave, text, voice.id, dry
 
 
 def select_voices(voices: list[Voice], spec: str) -> list[Voice]:
@@ -264,17 +265,22 @@ def generate(
     first: int = 0,
     jobs: int = 1,
     codecs: bool = True,
+    dry_out: Path | None = None,
 ) -> None:
     """Write shards first..shards-1 (skipping those present). Each shard depends
     only on the seed and its number, so several processes given disjoint
     ranges build the same corpus as one. `jobs` > 1 forks that many workers
     after the sentences are loaded; worker j writes every jobs-th shard from
-    first + j."""
+    first + j. `dry_out`: also write each shard's utterances before the channel
+    there, under the same name (the trainer's --dry-data; a shard counts as
+    present when both are)."""
     sentences, voices = _setup(text_file, voices)
     feats_cfg = {**DEFAULT_FEATURES, **(features or {})}
     out.mkdir(parents=True, exist_ok=True)
+    if dry_out is not None:
+        dry_out.mkdir(parents=True, exist_ok=True)
     todo = list(range(first, shards))
-    job = (sentences, voices, out, shard_size, seed, p_template, feats_cfg, codecs)
+    job = (sentences, voices, out, shard_size, seed, p_template, feats_cfg, codecs, dry_out)
     if jobs <= 1:
         _write_shards(todo, *job)
         return
@@ -304,19 +310,25 @@ def _write_shards(
     p_template: float,
     feats_cfg: dict,
     codecs: bool,
+    dry_out: Path | None = None,
 ) -> None:
     for k in todo:
         path = out / f"shard-{k:05d}.npz"
-        if path.exists():
+        dry_path = None if dry_out is None else dry_out / path.name
+        if path.exists() and (dry_path is None or dry_path.exists()):
             continue
         t0 = time.time()
-        feats, texts, vids = [], [], []
-        for _, wave, text, vid in utterances(
+        feats, dry_feats, texts, vids = [], [], [], []
+        for _, wave, text, vid, dry in utterances(
             sentences, voices, seed, k * shard_size, shard_size, p_template, codecs=codecs
         ):
             feats.append(logmel(wave, feats_cfg))
+            if dry_path is not None:
+                dry_feats.append(logmel(dry, feats_cfg))
             texts.append(text)
             vids.append(vid)
+        if dry_path is not None:  # first: the trainer reads a shard once both are there
+            write_shard(dry_path, dry_feats, texts, vids)
         write_shard(path, feats, texts, vids)
         hours = sum(f.shape[0] for f in feats) * feats_cfg["hop"] / feats_cfg["sample_rate"] / 3600
         print(
@@ -346,7 +358,7 @@ def generate_wavs(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "wav").mkdir(parents=True)
     rows = []
-    for idx, wave, text, vid in utterances(sentences, voices, seed, 0, n, clean=clean):
+    for idx, wave, text, vid, _ in utterances(sentences, voices, seed, 0, n, clean=clean):
         rel = f"wav/utt-{idx:05d}.wav"
         sf.write(str(tmp / rel), np.clip(wave, -1, 1), 16000, subtype="PCM_16")
         rows.append(f"{rel}\t{text}\t{vid}\n")
@@ -375,6 +387,13 @@ def main(argv: list[str] | None = None) -> None:
         "--no-codecs",
         action="store_true",
         help="no MP3/Opus round trips (as where ffmpeg is missing; the other effects unchanged)",
+    )
+    ap.add_argument(
+        "--dry-out",
+        type=Path,
+        metavar="DIR",
+        help="also write every shard's utterances before the channel (no noise, reverb, band "
+        "limits, codecs, gain) to DIR, same names (for train_asr --dry-data)",
     )
     ap.add_argument(
         "--jobs", type=int, default=1, help="worker processes (one per core; default 1)"
@@ -406,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         generate(
             a.text, a.out, a.shards, a.shard_size, a.seed, voices=voices, first=a.first,
-            jobs=a.jobs, codecs=not a.no_codecs,
+            jobs=a.jobs, codecs=not a.no_codecs, dry_out=a.dry_out,
         )  # fmt: skip
 
 
