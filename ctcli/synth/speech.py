@@ -608,16 +608,10 @@ def utterance_seed(seed: int, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little")
 
 
-def render_utterance(
-    text: str,
-    voice: Voice,
-    seed: int,
-    index: int,
-    channel: ChannelConfig | None = None,
-    babble_pool: list[np.ndarray] | None = None,
-) -> np.ndarray:
-    """One augmented utterance, fully determined by (text, voice, seed, index)."""
-    return render_pair(text, voice, seed, index, channel, babble_pool)[1]
+def render_utterance(*args: Any, **kwargs: Any) -> np.ndarray:
+    """One augmented utterance, fully determined by (text, voice, seed, index):
+    `render_pair`'s arguments, its second result."""
+    return render_pair(*args, **kwargs)[1]
 
 
 def render_pair(
