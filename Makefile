@@ -133,7 +133,7 @@ bench: kenlm-tools lm-corpus
 # installed decides each utterance's voice, so keep one set for a whole corpus.
 SPEECH_DATA ?= $(HOME)/.cache/ctcli
 JOBS ?= $(shell nproc)
-.PHONY: system-speech data-speech data-speech-s11 train-asr-en
+.PHONY: system-speech data-speech data-speech-s11 data-speech-s21 train-asr-en
 data-speech: install system-speech lm-corpus
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-val --shards 1 --shard-size 400 --seed 2
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-heldout-voice --shards 1 --shard-size 300 --seed 3 --held-out-voices
@@ -150,13 +150,20 @@ data-speech-s11: install system-speech lm-corpus
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-val-s11 --shards 4 --shard-size 100 --seed 2 --voices $(S11_VOICES) --no-codecs --jobs $(JOBS)
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/speech-s11.txt --out $(SPEECH_DATA)/speech-s11 --shards 128 --shard-size 250 --seed 11 --voices $(S11_VOICES) --no-codecs --jobs $(JOBS)
 
+# The third corpus (stage 6): every voice, seed 21, 27 shards of 1,000, each
+# also kept before the channel (--dry-out) for train_asr --dry-data.
+data-speech-s21: install system-speech lm-corpus
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/train.txt --out $(SPEECH_DATA)/speech-s21 --dry-out $(SPEECH_DATA)/speech-s21-dry --shards 27 --shard-size 1000 --seed 21 --jobs $(JOBS)
+
 # Five stages, as the bundled weights were made: 7.5k steps of the causal
 # model; 6k more with a 3-frame (120 ms) top-layer look-ahead added (--init:
 # the new layer starts as a pass-through); 6.5k with two 20-ms CTC frames per
 # encoder frame (--upsample 2: the head is tiled); stage 4 on the seed-11
 # corpus on a GPU (three time budgets, each resumed: 5, 13.2 and 20.6 minutes
 # in all; batches of 480 s; on a CPU the same minutes train ~10x fewer steps);
-# stage 5 back on the first corpus with two CPU workers; then bundle.
+# stage 5 back on the first corpus with two CPU workers; stage 6: two
+# one-hour fine-tunes on the third corpus (the second takes an utterance's dry
+# twin half the time), bundled as the mean of their weights and stage 5's.
 train-asr-en: install
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
 	  --out runs/asr-en/stage1.pt --run-dir runs/asr-en --seed 1 --threads 2 --steps 7500 --resume
@@ -176,7 +183,13 @@ train-asr-en: install
 	  --out runs/asr-up4/model.pt --run-dir runs/asr-up4 --seed 7 --threads 1 --workers 2 \
 	  --lookahead 3 --upsample 2 --steps 5500 --lr 0.0005 --warmup 300 --val-every 500 \
 	  --init runs/asr-gpu/model.pt --resume
-	$(PY) -m ctcli.registry install asr-en runs/asr-up4/model.pt --alpha 0.8 --beta 0
+	for arm in "s6a" "s6b --dry-data $(SPEECH_DATA)/speech-s21-dry --p-dry 0.5"; do set -- $$arm; \
+	  $(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech-s21 --val $(SPEECH_DATA)/speech-val \
+	  --out runs/$$1/model.pt --run-dir runs/$$1 --seed 31 --threads 1 --lookahead 3 --upsample 2 \
+	  --steps 6000 --minutes 60 --lr 0.0004 --warmup 200 --val-every 500 \
+	  --init runs/asr-up4/model.pt $${@:2} --resume || exit 1; done
+	$(PY) -m ctcli.registry install asr-en runs/s6a/model.pt \
+	  --average runs/s6b/model.pt runs/asr-up4/model.pt --alpha 0.8 --beta 0
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \

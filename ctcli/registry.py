@@ -193,12 +193,15 @@ def install(
     lm_sentence: bool | None = None,
     stretch: float | None = None,
     half: bool = False,
+    average: list[Path] | tuple[Path, ...] = (),
 ) -> Path:
     """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
     optionally overridden, e.g. after tuning alpha and beta on a dev set; an
     image model's inference width `stretch` likewise, the training value kept
     as features.train_stretch; `half`: weights stored as float16, half the
-    size, loaded back into float32) and
+    size, loaded back into float32; `average`: more checkpoints of the same
+    network and features, whose weights are averaged with src's, as when
+    fine-tuned runs from one start are combined) and
     update its manifest entry: file, sha256, size, alphabet, default LM. A new
     name gets a minimal entry; its description is left to the model card."""
     import torch
@@ -208,6 +211,8 @@ def install(
     ck = torch.load(src, map_location="cpu", weights_only=True)
     if not isinstance(ck, dict) or "state_dict" not in ck or "kind" not in ck:
         raise ModelLoadError(f"{src}: not a ctcli checkpoint")
+    if average:
+        ck["state_dict"] = _averaged(ck, src, average)
     for key, value in (
         ("default_lm", default_lm),
         ("alpha", alpha),
@@ -251,6 +256,31 @@ def install(
     return dst
 
 
+def _averaged(ck: dict, src: Path, others: list[Path] | tuple[Path, ...]) -> dict:
+    """The mean of src's weights and those of `others` (float tensors; the
+    rest taken from src). Every checkpoint must have src's network and features."""
+    import torch
+
+    sd = ck["state_dict"]
+    sums = {k: v.double() for k, v in sd.items() if v.is_floating_point()}
+    for o in others:
+        oc = torch.load(o, map_location="cpu", weights_only=True)
+        same = isinstance(oc, dict) and all(
+            oc.get(k) == ck.get(k) for k in ("kind", "arch", "dims", "alphabet", "features")
+        )
+        osd = oc.get("state_dict", {}) if same else {}
+        if (
+            not same
+            or osd.keys() != sd.keys()
+            or any(osd[k].shape != v.shape for k, v in sd.items())
+        ):
+            raise ModelLoadError(f"{o}: not the same network and features as {src}")
+        for k in sums:
+            sums[k] += osd[k].double()
+    n = 1 + len(others)
+    return {k: (sums[k] / n).to(v.dtype) if k in sums else v for k, v in sd.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m ctcli.registry refresh` |
     `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B] [--lm-sentence yes|no] [--stretch F]`."""
@@ -276,12 +306,22 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument(
         "--half", action="store_true", help="store the weights as float16 (half the size)"
     )
+    ins.add_argument(
+        "--average",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="CK",
+        help="average the weights with these checkpoints (same network and features)",
+    )
     a = ap.parse_args(argv)
     if a.cmd == "refresh":
         refresh()
     else:
         sent = None if a.lm_sentence is None else a.lm_sentence == "yes"
-        install(a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent, a.stretch, a.half)
+        install(
+            a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent, a.stretch, a.half, a.average
+        )
     return 0
 
 

@@ -199,6 +199,32 @@ def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypa
         assert torch.allclose(hm.module(x), fm.module(x), atol=2e-2)
 
 
+def test_registry_install_averages_checkpoints(tiny_registry, tmp_path, monkeypatch):
+    """--average: the bundled weights are the mean of the checkpoints' (float
+    tensors), and a checkpoint of another network is refused."""
+    import shutil
+
+    from ctcli.registry import find_model, main
+
+    mdir = tmp_path / "models"
+    shutil.copytree(tiny_registry / "models", mdir)
+    monkeypatch.setenv("CTCLI_MODELS_DIR", str(mdir))
+    src = tiny_registry / "models" / "tiny-img.pt"
+    a = torch.load(src, map_location="cpu", weights_only=True)
+    b = {**a, "state_dict": {k: v + 1 if v.is_floating_point() else v
+                             for k, v in a["state_dict"].items()}}  # fmt: skip
+    torch.save(b, tmp_path / "b.pt")
+    assert main(["install", "avg-img", str(src), "--average", str(tmp_path / "b.pt")]) == 0
+    got = torch.load(find_model("avg-img").path, map_location="cpu", weights_only=True)
+    for k, v in a["state_dict"].items():
+        want = v + 0.5 if v.is_floating_point() else v
+        assert torch.allclose(got["state_dict"][k], want, atol=1e-6), k
+    other = {**a, "dims": {**a["dims"], "rnn_hidden": 99}}
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(ModelLoadError, match="not the same network"):
+        main(["install", "bad-img", str(src), "--average", str(tmp_path / "other.pt")])
+
+
 def test_crnn_reads_a_line_the_same_alone_or_in_a_padded_batch():
     """BatchNorm makes zero padding non-zero; without the per-block width mask
     a line's last frames (its trailing punctuation) changed with the width of

@@ -16,6 +16,7 @@ evaluation on them measures generalisation to a new voice.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib
@@ -378,9 +379,18 @@ class _Festival:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stderr):
+            if f is not None:
+                f.close()
 
 
 _FESTIVALS: dict[tuple[int, str], _Festival] = {}
+
+
+@atexit.register
+def _close_festivals() -> None:
+    for f in _FESTIVALS.values():
+        f.close()
 
 
 def _festival(name: str) -> _Festival:
@@ -388,6 +398,8 @@ def _festival(name: str) -> _Festival:
     key = (os.getpid(), name)
     f = _FESTIVALS.get(key)
     if f is None or f.proc.poll() is not None:
+        if f is not None:
+            f.close()
         f = _FESTIVALS[key] = _Festival(name)
     return f
 
