@@ -16,8 +16,9 @@ def corpus(tmp_path_factory):
     return p
 
 
-# both splits: with only a few fonts installed (a dependency's), the held-out one is empty
-needs_fonts = pytest.mark.skipif(
+needs_fonts = pytest.mark.skipif(not textline.font_split(False), reason="no fonts installed")
+# with only a few fonts installed (a dependency's), the held-out split can be empty
+needs_both_splits = pytest.mark.skipif(
     not (textline.font_split(False) and textline.font_split(True)),
     reason="training and held-out fonts not installed (make fonts)",
 )
@@ -47,7 +48,7 @@ def test_samples_deterministic_and_labelled(corpus):
         assert set(s.text) <= set(textline.ALPHABET)
 
 
-@needs_fonts
+@needs_both_splits
 def test_held_out_generator_uses_held_out_fonts_and_text(corpus):
     g = textline.TextLineGenerator(1, held_out=True, corpus=corpus, p_synthetic=0.0)
     assert set(g.fonts) == set(textline.font_split(True))
@@ -65,7 +66,7 @@ def test_corpus_folder_uses_train_and_test_files(tmp_path):
     assert textline.corpus_lines(tmp_path / "missing", held_out=True) == []
 
 
-@needs_fonts
+@needs_both_splits
 def test_version_2_binarisation_keeps_thin_strokes(corpus):
     """Versions 1 and 2 draw the same texts and images except for the
     binarised "scan" look, where version 2 keeps thin strokes that version 1
@@ -94,7 +95,7 @@ def test_spec_names():
             get_generator(bad)
 
 
-@needs_fonts
+@needs_both_splits
 def test_spec_versions():
     from ctcli.synth import get_generator
 
@@ -103,7 +104,7 @@ def test_spec_versions():
     assert get_generator("textline-heldout@1")(0).held_out
 
 
-@needs_fonts
+@needs_both_splits
 def test_version_3_thins_training_lines_only(corpus):
     """Version 3 thins the strokes of some training lines (less ink, same
     text); held-out lines are drawn exactly as in version 2."""

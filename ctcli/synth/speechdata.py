@@ -327,7 +327,8 @@ def _write_shards(
                 dry_feats.append(logmel(dry, feats_cfg))
             texts.append(text)
             vids.append(vid)
-        if dry_path is not None:  # first: the trainer reads a shard once both are there
+        # the twin first: a trainer loads a shard, and its twin, when the channel one appears
+        if dry_path is not None:
             write_shard(dry_path, dry_feats, texts, vids)
         write_shard(path, feats, texts, vids)
         hours = sum(f.shape[0] for f in feats) * feats_cfg["hop"] / feats_cfg["sample_rate"] / 3600
