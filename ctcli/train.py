@@ -322,6 +322,72 @@ def load_train_state(path, model, opt, device: str) -> dict:
     return st
 
 
+class Prefetch:
+    """Iterate over `items` with up to `depth` of them produced ahead by a
+    background thread, so the next batches are built on the CPU while the
+    device computes this one. Items come in order, and an exception raised
+    while producing one is raised where that item would have been taken.
+    `close()` (also on leaving a `with` block) stops the thread, when the
+    consumer stops early too."""
+
+    def __init__(self, items, depth: int = 2):
+        import queue
+        import threading
+
+        if depth < 1:
+            raise ValueError(f"prefetch depth must be at least 1, not {depth}")
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._full = queue.Full
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, args=(iter(items),), daemon=True)
+        self._thread.start()
+
+    def _produce(self, it) -> None:
+        try:
+            for item in it:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as e:  # handed to the consumer
+            self._put(("error", e))
+
+    def _put(self, msg) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(msg, timeout=0.1)
+                return True
+            except self._full:
+                continue
+        return False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "item":
+            return value
+        self._finished = True
+        self._thread.join()
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def sigterm_flag() -> dict:
     """{"flag": False}, set to True by SIGTERM (when called on the main thread),
     so a training loop can finish its step, save and exit cleanly."""

@@ -355,3 +355,38 @@ def test_data_dir_keeps_its_generator_spec(tmp_path):
         data_crop(d, "grow", "textline@1")
     with pytest.raises(ValueError, match="textline@2"):
         make_shard("expr", SEEDS["val"], 2, 32, d / "val.npz", crop="grow")
+
+
+def test_prefetch_keeps_order_errors_and_stops_early():
+    import threading
+
+    from ctcli.train import Prefetch
+
+    with Prefetch(iter(range(50)), depth=3) as it:
+        assert list(it) == list(range(50))
+        assert list(it) == []  # exhausted stays exhausted
+
+    def failing():
+        yield 1
+        yield 2
+        raise OSError("shard unreadable")
+
+    it = Prefetch(failing(), depth=2)
+    assert next(it) == 1 and next(it) == 2
+    with pytest.raises(OSError, match="shard unreadable"):  # where item 3 would come
+        next(it)
+
+    made = []
+
+    def endless():
+        for i in range(10**6):
+            made.append(i)
+            yield i
+
+    before = threading.active_count()
+    with Prefetch(endless(), depth=2) as it:
+        assert next(it) == 0
+    assert threading.active_count() == before  # the producer thread has ended
+    assert len(made) <= 5  # built at most a few ahead, never the rest
+    with pytest.raises(ValueError, match="at least 1"):
+        Prefetch(iter([]), depth=0)

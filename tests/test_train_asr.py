@@ -294,3 +294,31 @@ def test_dry_options_are_checked(tmp_path):
         train_asr.fit(_toy_config(tmp_path, data, p_dry=0.5), log=lambda _: None)
     with pytest.raises(UsageError, match="between 0 and 1"):
         train_asr.fit(_toy_config(tmp_path, data, p_dry=1.5, dry_data=str(data)), log=print)
+
+
+def test_prefetching_trains_the_same_weights(tmp_path):
+    """Batches built ahead in a thread are the same batches, with the same
+    augmentation draws: the trained weights are identical."""
+    import torch
+
+    data = _shard(tmp_path, "train")
+    out = {}
+    for depth in (0, 2):
+        cfg = _toy_config(tmp_path / str(depth), data, steps=30, frames_per_batch=200,
+                          val_every=30, freq_masks=2, time_masks=2, mel_warp=0.1,
+                          prefetch=depth)  # fmt: skip
+        (tmp_path / str(depth)).mkdir()
+        logs: list[str] = []
+        train_asr.fit(cfg, log=logs.append)
+        assert any(("2 batches built ahead" in line) == (depth == 2) for line in logs)
+        out[depth] = torch.load(tmp_path / str(depth) / "m.pt", weights_only=False)["state_dict"]
+    assert out[0].keys() == out[2].keys()
+    for k in out[0]:
+        assert torch.equal(out[0][k], out[2][k]), k
+
+
+def test_prefetch_depth_defaults_to_the_gpu_only():
+    assert train_asr.prefetch_depth(-1, "cuda") == 2
+    assert train_asr.prefetch_depth(-1, "cuda:1") == 2
+    assert train_asr.prefetch_depth(-1, "cpu") == 0
+    assert train_asr.prefetch_depth(3, "cpu") == 3 and train_asr.prefetch_depth(0, "cuda") == 0
