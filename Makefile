@@ -133,7 +133,7 @@ bench: kenlm-tools lm-corpus
 # installed decides each utterance's voice, so keep one set for a whole corpus.
 SPEECH_DATA ?= $(HOME)/.cache/ctcli
 JOBS ?= $(shell nproc)
-.PHONY: system-speech data-speech data-speech-s11 data-speech-s21 train-asr-en
+.PHONY: system-speech data-speech data-speech-s11 data-speech-s21 data-speech-s51 train-asr-en
 data-speech: install system-speech lm-corpus
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-val --shards 1 --shard-size 400 --seed 2
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-heldout-voice --shards 1 --shard-size 300 --seed 3 --held-out-voices
@@ -155,7 +155,17 @@ data-speech-s11: install system-speech lm-corpus
 data-speech-s21: install system-speech lm-corpus
 	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/train.txt --out $(SPEECH_DATA)/speech-s21 --dry-out $(SPEECH_DATA)/speech-s21-dry --shards 27 --shard-size 1000 --seed 21 --jobs $(JOBS)
 
-# Five stages, as the bundled weights were made: 7.5k steps of the causal
+# The fourth corpus (stage 7), rendered on a GPU machine's 16 cores while the
+# trainer read it (no ffmpeg or piper there: hence the voice list and
+# --no-codecs): seed 51, 500-utterance shards with dry twins, 234 written; the
+# trainer had read 209 of them (104,500 utterances, 109 h) at its last pass
+# (13 writers finish out of order, so not exactly shards 0-208).
+S51_VOICES = espeak-ng,flite,festival,hibari
+data-speech-s51: install system-speech lm-corpus
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/test.txt --out $(SPEECH_DATA)/speech-val-s51 --shards 1 --shard-size 400 --seed 2 --voices $(S51_VOICES) --no-codecs
+	nice -n 10 $(PY) -m ctcli.synth.speechdata --text build/lm/corpus/train.txt --out $(SPEECH_DATA)/speech-s51 --dry-out $(SPEECH_DATA)/speech-s51-dry --shards 234 --shard-size 500 --seed 51 --voices $(S51_VOICES) --no-codecs --jobs $(JOBS)
+
+# Seven stages, as the bundled weights were made: 7.5k steps of the causal
 # model; 6k more with a 3-frame (120 ms) top-layer look-ahead added (--init:
 # the new layer starts as a pass-through); 6.5k with two 20-ms CTC frames per
 # encoder frame (--upsample 2: the head is tiled); stage 4 on the seed-11
@@ -163,7 +173,10 @@ data-speech-s21: install system-speech lm-corpus
 # in all; batches of 480 s; on a CPU the same minutes train ~10x fewer steps);
 # stage 5 back on the first corpus with two CPU workers; stage 6: two
 # one-hour fine-tunes on the third corpus (the second takes an utterance's dry
-# twin half the time), bundled as the mean of their weights and stage 5's.
+# twin half the time), bundled as the mean of their weights and stage 5's;
+# stage 7: 14 minutes on a GPU (one H100, shared with a second trainer; about
+# 4,100 audio-seconds per second, 7,335 steps of 480 s) on the fourth corpus as
+# it was rendered, bundled as the mean of its weights and stage 6's.
 train-asr-en: install
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
 	  --out runs/asr-en/stage1.pt --run-dir runs/asr-en --seed 1 --threads 2 --steps 7500 --resume
@@ -190,6 +203,14 @@ train-asr-en: install
 	  --init runs/asr-up4/model.pt $${@:2} --resume || exit 1; done
 	$(PY) -m ctcli.registry install asr-en runs/s6a/model.pt \
 	  --average runs/s6b/model.pt runs/asr-up4/model.pt --alpha 0.8 --beta 0
+	mkdir -p runs/s6 && cp models/asr-en/model.pt runs/s6/model.pt
+	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech-s51 --val $(SPEECH_DATA)/speech-val-s51 \
+	  --dry-data $(SPEECH_DATA)/speech-s51-dry --p-dry 0.5 --out runs/s7b/model.pt --run-dir runs/s7b \
+	  --seed 62 --threads 2 --lookahead 3 --upsample 2 --steps 200000 --minutes 14 \
+	  --frames-per-batch 48000 --lr 0.0006 --warmup 300 --val-every 1000 --amp off \
+	  --init runs/s6/model.pt --resume
+	$(PY) -m ctcli.registry install asr-en runs/s7b/model.pt --average runs/s6/model.pt \
+	  --alpha 0.8 --beta 0
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \
