@@ -207,7 +207,7 @@ train-asr-en: install
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech-s51 --val $(SPEECH_DATA)/speech-val-s51 \
 	  --dry-data $(SPEECH_DATA)/speech-s51-dry --p-dry 0.5 --out runs/s7b/model.pt --run-dir runs/s7b \
 	  --seed 62 --threads 2 --lookahead 3 --upsample 2 --steps 200000 --minutes 14 \
-	  --frames-per-batch 48000 --lr 0.0006 --warmup 300 --val-every 1000 --amp off \
+	  --frames-per-batch 48000 --lr 0.0006 --warmup 300 --val-every 1000 --amp off --prefetch 0 \
 	  --init runs/s6/model.pt --resume
 	$(PY) -m ctcli.registry install asr-en runs/s7b/model.pt --average runs/s6/model.pt \
 	  --alpha 0.8 --beta 0
