@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -331,13 +333,9 @@ class Prefetch:
     consumer stops early too."""
 
     def __init__(self, items, depth: int = 2):
-        import queue
-        import threading
-
         if depth < 1:
             raise ValueError(f"prefetch depth must be at least 1, not {depth}")
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._full = queue.Full
         self._stop = threading.Event()
         self._finished = False
         self._thread = threading.Thread(target=self._produce, args=(iter(items),), daemon=True)
@@ -357,7 +355,7 @@ class Prefetch:
             try:
                 self._queue.put(msg, timeout=0.1)
                 return True
-            except self._full:
+            except queue.Full:
                 continue
         return False
 
@@ -392,7 +390,6 @@ def sigterm_flag() -> dict:
     """{"flag": False}, set to True by SIGTERM (when called on the main thread),
     so a training loop can finish its step, save and exit cleanly."""
     import signal
-    import threading
 
     stop = {"flag": False}
     if threading.current_thread() is threading.main_thread():
