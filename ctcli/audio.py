@@ -118,12 +118,31 @@ def logmel(wave: np.ndarray, features: dict | None = None) -> np.ndarray:
     return normalize(np.log(mel + 1e-6).T.astype(np.float32), f)
 
 
-def normalize(feats: np.ndarray, features: dict) -> np.ndarray:
-    """Global mean/variance normalisation with the statistics a model was
-    trained with (`features["mean"]`, `features["std"]`, one per mel bin);
-    unchanged when the checkpoint has none. Causal, so streaming-safe."""
+def normalize(feats: np.ndarray, features: dict, state: dict | None = None) -> np.ndarray:
+    """Mean/variance normalisation with the statistics a model was trained
+    with (`features["mean"]`, `features["std"]`, one per mel bin); unchanged
+    when the checkpoint has none.
+
+    With `features["cmn_prior"]` = k > 0, the mean subtracted from frame t is
+    a running one, the frames so far pooled with k frames' worth of the global
+    mean: m_t = (k * mean + x_0 + ... + x_t) / (k + t + 1). That removes the
+    recording's own channel and level (a telephone line, a microphone's
+    colour) as the utterance goes on, where the global mean cannot. Causal
+    either way: `state` (a dict, empty at the start of a stream) carries the
+    running sum from one call to the next, so frames pushed in pieces come out
+    as the whole utterance's do."""
     if "mean" not in features:
         return feats
     mean = np.asarray(features["mean"], np.float32)
     std = np.asarray(features["std"], np.float32)
-    return ((feats - mean) / std).astype(np.float32)
+    k = float(features.get("cmn_prior", 0.0))
+    if k <= 0 or feats.shape[0] == 0:
+        return ((feats - mean) / std).astype(np.float32)
+    state = {} if state is None else state
+    n0 = state.get("n", 0)
+    s0 = state.get("sum", np.zeros(feats.shape[1], np.float64))
+    run = s0 + np.cumsum(feats, axis=0, dtype=np.float64)  # sums through each frame
+    n = n0 + np.arange(1, feats.shape[0] + 1, dtype=np.float64)[:, None]
+    m = (k * mean.astype(np.float64) + run) / (k + n)
+    state["sum"], state["n"] = run[-1], n0 + feats.shape[0]
+    return ((feats - m) / std).astype(np.float32)

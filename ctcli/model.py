@@ -258,6 +258,14 @@ class ConvGRU(_ConvFront):
         upsample: CTC output frames per encoder frame (the head emits that
             many label distributions per frame): 2 at stride 4 gives 20-ms
             CTC frames, room for fast speech's letters, at almost no cost.
+        back_chunk: encoder frames per chunk of a backward GRU layer after the
+            look-ahead (0 = none). The frames are cut into chunks of this many
+            from the start of the utterance, and a GRU reads each chunk from
+            its end to its start, so frame t hears the rest of its chunk
+            (up to back_chunk - 1 frames, x 40 ms at stride 4): right context
+            for every layer below the head, at most one chunk of streaming
+            latency. Its output enters through a residual projection that
+            starts at zero (warm starts begin as the model without it).
     """
 
     def __init__(
@@ -270,6 +278,7 @@ class ConvGRU(_ConvFront):
         time_stride: int = 4,
         lookahead: int = 0,
         upsample: int = 1,
+        back_chunk: int = 0,
     ):
         super().__init__()
         n_front = self._init_front(n_mels, conv_channels, time_stride, upsample)
@@ -290,6 +299,14 @@ class ConvGRU(_ConvFront):
             nn.init.zeros_(self.ahead_pw.weight)  # starts as a pass-through (warm starts)
             nn.init.zeros_(self.ahead_pw.bias)
             self.ahead_norm = nn.LayerNorm(rnn_hidden)
+        self.back_chunk = int(back_chunk)
+        if self.back_chunk < 0:
+            raise ValueError(f"back_chunk must be >= 0, not {back_chunk}")
+        if self.back_chunk:
+            self.back_rnn = nn.GRU(rnn_hidden, rnn_hidden, batch_first=True)
+            self.back_out = nn.Linear(rnn_hidden, rnn_hidden)
+            nn.init.zeros_(self.back_out.weight)  # starts as a pass-through (warm starts)
+            nn.init.zeros_(self.back_out.bias)
         self.head = nn.Linear(rnn_hidden, n_classes * self.upsample)
 
     def recurrent(self, f: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
@@ -303,27 +320,61 @@ class ConvGRU(_ConvFront):
             new_state.append(s)
         return h, new_state
 
-    def top(self, h: torch.Tensor, end: bool = True) -> torch.Tensor:
-        """Top GRU outputs B x T' x hidden -> log-probs. With look-ahead, output t
+    def ahead(self, h: torch.Tensor, end: bool = True) -> torch.Tensor:
+        """Top GRU outputs B x T' x hidden -> look-ahead layer outputs. Output t
         reads h[t .. t+lookahead]: `end` pads zeros after the last frame (the
         input is complete) and gives T' outputs; otherwise the last
         `lookahead` frames are context only and T' - lookahead come out."""
-        if self.lookahead:
-            c = h.transpose(1, 2)  # B x hidden x T'
-            if end:
-                c = nn.functional.pad(c, (0, self.lookahead))
-            a = self.ahead_dw(c).transpose(1, 2)  # B x T'(-lookahead) x hidden
-            h = self.ahead_norm(h[:, : a.shape[1]] + self.ahead_pw(torch.relu(a)))
-        return self._head(h)
+        if not self.lookahead:
+            return h
+        c = h.transpose(1, 2)  # B x hidden x T'
+        if end:
+            c = nn.functional.pad(c, (0, self.lookahead))
+        a = self.ahead_dw(c).transpose(1, 2)  # B x T'(-lookahead) x hidden
+        return self.ahead_norm(h[:, : a.shape[1]] + self.ahead_pw(torch.relu(a)))
+
+    def back(self, a: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The chunked backward layer over look-ahead outputs a (B x T' x hidden)
+        whose first frame starts a chunk: each chunk of `back_chunk` frames
+        (the last one shorter; with `lengths`, each item's own last one ends
+        at its length) is read from its end, and the result added to a."""
+        if not self.back_chunk:
+            return a
+        b, t, d = a.shape
+        c = self.back_chunk
+        n = -(-t // c)  # chunks
+        pos = torch.arange(n * c, device=a.device)
+        start = pos - pos % c
+        stop = torch.minimum(
+            start[None, :] + c,
+            (torch.full((b,), t) if lengths is None else lengths.to(torch.long).clamp(max=t))
+            .to(a.device)[:, None]
+            .expand(b, n * c),
+        )  # B x n*c: end of each frame's chunk, cut at the item's length
+        valid = pos[None, :] < stop
+        # reversal inside each chunk's valid part (an involution; padding stays put)
+        idx = torch.where(valid, start[None, :] + stop - 1 - pos[None, :], pos[None, :])
+        pad = nn.functional.pad(a, (0, 0, 0, n * c - t))
+        g = idx[:, :, None].expand(b, n * c, d)
+        rev = pad.gather(1, g)  # every chunk's valid frames last-first, then its padding
+        y, _ = self.back_rnn(rev.reshape(b * n, c, d))
+        y = y.reshape(b, n * c, d).gather(1, g)[:, :t]  # back in time order
+        return a + self.back_out(y)  # no norm after it: a warm start reads as before
+
+    def top(self, h: torch.Tensor, end: bool = True) -> torch.Tensor:
+        """Top GRU outputs B x T' x hidden -> log-probs (the look-ahead, see
+        `ahead`; then the head). Without a backward layer only."""
+        return self._head(self.ahead(h, end))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths).
-        Causal after the front end (and the look-ahead): given `lengths`,
-        padding after an item's end does not change its frames."""
+        Causal after the front end (and the look-ahead and backward chunks):
+        given `lengths`, padding after an item's end does not change its frames."""
         h, _ = self.recurrent(self.conv_frames(x, lengths))
+        n = None if lengths is None else self.frame_lengths(lengths)
         if self.lookahead and lengths is not None:  # the look-ahead sees zeros past each end
-            h = _zero_past(h, self.frame_lengths(lengths), time_dim=1)
-        return self.top(h)
+            h = _zero_past(h, n, time_dim=1)
+        return self._head(self.back(self.ahead(h), n))
 
 
 def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

@@ -99,6 +99,7 @@ class StreamingLogMel:
             fmin=f["fmin"],
             fmax=f["fmax"],
         ).astype(np.float32)
+        self.norm_state: dict = {}  # running mean normalisation (features["cmn_prior"])
         self.buf = np.zeros(self.n_fft // 2, np.float32)  # left zero padding (center=True)
         self.next = 0  # index (in buf) of the next frame's first sample
         self.total = 0  # samples received
@@ -115,7 +116,7 @@ class StreamingLogMel:
         drop = self.next
         self.buf = self.buf[drop:]
         self.next -= drop
-        return normalize(out.astype(np.float32), self.f)
+        return normalize(out.astype(np.float32), self.f, self.norm_state)
 
     def push(self, x: np.ndarray) -> np.ndarray:
         self.total += x.size
@@ -172,6 +173,8 @@ class StreamingAcoustic:
         self.h = None
         self.L = int(getattr(self.m, "lookahead", 0))
         self.top_buf = None  # top-layer frames held back as look-ahead context
+        self.C = int(getattr(self.m, "back_chunk", 0))
+        self.back_buf = None  # look-ahead outputs of the backward layer's open chunk
         self.chunked = hasattr(self.m, "encode_chunk")  # conformer: whole attention chunks
         self.pending = None  # conformer: conv frames of the chunk still arriving
         self.done = 0  # conformer: output frames emitted
@@ -185,7 +188,7 @@ class StreamingAcoustic:
         else:
             k_end = max(0, (n_in - 4) // S + 1)  # outputs whose inputs have all arrived
         if k_end <= self.k:
-            if final and self.top_buf is not None:
+            if final and (self.top_buf is not None or self.back_buf is not None):
                 return self._top(None, final)
             if final and self.pending is not None:
                 return self._chunks(None, final)
@@ -220,7 +223,18 @@ class StreamingAcoustic:
                 if n <= self.L:
                     return np.zeros((0, self.V), np.float32)
         with torch.inference_mode():
-            return self.m.top(h, end=final)[0].float().cpu().numpy()
+            if not self.C:
+                return self.m.top(h, end=final)[0].float().cpu().numpy()
+            parts = [self.back_buf] + ([] if h is None else [self.m.ahead(h, end=final)])
+            parts = [p for p in parts if p is not None]
+            if not parts:
+                return np.zeros((0, self.V), np.float32)
+            a = torch.cat(parts, 1)
+            n = a.shape[1] if final else a.shape[1] // self.C * self.C  # whole chunks
+            self.back_buf = a[:, n:] if n < a.shape[1] else None
+            if n == 0:
+                return np.zeros((0, self.V), np.float32)
+            return self.m._head(self.m.back(a[:, :n]))[0].float().cpu().numpy()
 
     def _chunks(self, f, final: bool) -> np.ndarray:
         """Conformer: log-probs of every attention chunk completed by the new

@@ -74,6 +74,10 @@ class AsrConfig:
     # 40 ms output frames; 2 (20 ms) learned no faster per step at twice the cost
     time_stride: int = 4
     lookahead: int = 0  # output frames of top-layer right context (ConvGRU.lookahead)
+    back_chunk: int = 0  # encoder frames per chunk of a backward GRU layer (ConvGRU.back_chunk)
+    # running mean normalisation: the global mean's weight in frames
+    # (ctcli.audio.normalize; stored in the checkpoint's features; 0: global only)
+    cmn_prior: float = 0.0
     # CTC frames per encoder frame (ConvGRU.upsample): 2 gives 20-ms CTC frames
     # at stride 4; a warm start from an upsample-1 model copies its head to
     # every sub-frame, so training starts from the same transcripts
@@ -424,7 +428,11 @@ def model_dims(cfg: AsrConfig) -> dict:
     )
     if cfg.arch == "asr_conv_gru":
         return dict(
-            dims, rnn_hidden=cfg.rnn_hidden, rnn_layers=cfg.rnn_layers, lookahead=cfg.lookahead
+            dims,
+            rnn_hidden=cfg.rnn_hidden,
+            rnn_layers=cfg.rnn_layers,
+            lookahead=cfg.lookahead,
+            back_chunk=cfg.back_chunk,
         )
     if cfg.arch == "asr_conformer":
         return dict(
@@ -482,6 +490,8 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
             + (", ".join(fresh) or "none"))  # fmt: skip
     else:
         features["mean"], features["std"] = feature_stats(data)
+    if cfg.cmn_prior > 0 and not (resume and state_path.exists()):
+        features["cmn_prior"] = cfg.cmn_prior
     features = group.from_rank0(features)  # the same normalisation on every worker
     log(f"config {json.dumps(asdict(cfg))}")
     amp_ctx, amp_label = amp_context(device, cfg.amp)
@@ -653,6 +663,10 @@ HELP = {
     "rnn_hidden": "model width: GRU units, or the conformer's d_model",
     "rnn_layers": "GRU layers or conformer blocks",
     "lookahead": "GRU: output frames of right context for the top layer",
+    "back_chunk": "GRU: a backward GRU layer over chunks of this many encoder frames, "
+    "right context up to one chunk (0: none; a warm start begins as the model without it)",
+    "cmn_prior": "subtract a running mean of the frames so far, pooled with this many frames "
+    "of the global mean (0: the global mean only; kept in the checkpoint)",
     "upsample": "CTC frames per encoder frame (2 at stride 4: 20-ms CTC frames)",
     "val_every": "steps between validations",
     "threads": "torch threads per worker",

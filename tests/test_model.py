@@ -282,3 +282,55 @@ def test_crnn_training_forward_masks_the_padding():
         a = net(x, widths, pack=False)
         assert torch.allclose(a[0], net(x[:1])[0], atol=1e-6)  # the unpadded item
         assert a.shape == net(x, widths).shape == (2, 48, 7)
+
+
+def test_backward_chunks_see_the_rest_of_their_chunk_only():
+    """ConvGRU.back: frame t hears frames t .. the end of its chunk of
+    back_chunk frames (counted from the start), nothing before t and nothing
+    in a later chunk; a padded batch reads each item as alone."""
+    import torch
+
+    from ctcli.model import build_model
+
+    torch.manual_seed(0)
+    m = build_model("asr_conv_gru", n_classes=29, n_mels=40, conv_channels=4, rnn_hidden=8,
+                    rnn_layers=1, back_chunk=4).eval()  # fmt: skip
+    torch.nn.init.normal_(m.back_out.weight)
+    a = torch.randn(1, 11, 8)
+    with torch.no_grad():
+        y = m.back(a)
+        for j in range(11):
+            b = a.clone()
+            b[0, j] += 1.0
+            changed = (m.back(b) - y).abs().amax(-1)[0] > 1e-6
+            chunk = j // 4
+            want = [(i // 4 == chunk and i <= j) for i in range(11)]
+            assert changed.tolist() == want, j
+        # an item padded in a batch reads as alone, its last (short) chunk included
+        long = torch.randn(1, 11, 8)
+        batch = torch.cat([torch.nn.functional.pad(a[:, :6], (0, 0, 0, 5)), long])
+        got = m.back(batch, torch.tensor([6, 11]))
+        assert torch.allclose(got[0, :6], m.back(a[:, :6])[0], atol=1e-6)
+        assert torch.allclose(got[1], m.back(long)[0], atol=1e-6)
+
+
+def test_running_mean_normalisation_is_causal_and_resumable():
+    from ctcli.audio import normalize
+
+    rng = np.random.default_rng(0)
+    x = (3 * rng.standard_normal((60, 4)) + 5).astype(np.float32)
+    f = {"mean": [1.0, 2.0, 3.0, 4.0], "std": [2.0, 2.0, 2.0, 2.0]}
+    glob = normalize(x, f)
+    assert np.allclose(glob, (x - np.array(f["mean"])) / 2)
+    f["cmn_prior"] = 10.0
+    whole = normalize(x, f)
+    for t in (0, 7, 59):
+        m = (10 * np.array(f["mean"]) + x[: t + 1].sum(0)) / (10 + t + 1)
+        assert np.allclose(whole[t], (x[t] - m) / 2, atol=1e-5)
+    assert np.allclose(normalize(x[:25], f), whole[:25])  # causal: a prefix reads the same
+    state: dict = {}
+    parts = [normalize(x[i:j], f, state) for i, j in ((0, 1), (1, 30), (30, 30), (30, 60))]
+    assert np.allclose(np.concatenate(parts), whole, atol=1e-6)
+    # a constant offset (a channel's colour) fades out; the global mean keeps it
+    off = normalize(x + 4.0, f)
+    assert np.abs(off - whole)[-10:].max() < 0.5 * np.abs(glob + 2.0 - glob).max()

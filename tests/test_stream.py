@@ -39,11 +39,15 @@ def write_wave(path, wave, sr=16000):
 
 
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(1, 24000), seed=st.integers(0, 1000))
-def test_streaming_logmel_equals_offline(n, seed):
+@given(n=st.integers(1, 24000), seed=st.integers(0, 1000), cmn=st.sampled_from([0.0, 30.0]))
+def test_streaming_logmel_equals_offline(n, seed, cmn):
+    """Also with a running mean (cmn_prior): its state carries across pushes."""
     rng = np.random.default_rng(seed)
     w = (0.1 * rng.standard_normal(n)).astype(np.float32)
-    s = stream.StreamingLogMel()
+    feats = {"mean": list(rng.normal(-5, 1, 80)), "std": list(rng.uniform(1, 3, 80))}
+    if cmn:
+        feats["cmn_prior"] = cmn
+    s = stream.StreamingLogMel(feats)
     parts, i = [], 0
     while i < n:
         k = int(rng.integers(1, 4000))
@@ -51,7 +55,7 @@ def test_streaming_logmel_equals_offline(n, seed):
         i += k
     parts.append(s.finish())
     got = np.concatenate(parts)
-    want = logmel(w) if n >= 400 else None
+    want = logmel(w, feats) if n >= 400 else None
     if want is not None:
         assert got.shape == want.shape
         assert np.abs(got - want).max() < 1e-4
@@ -69,29 +73,35 @@ def tiny_asr(tiny_registry):
 @pytest.fixture(
     scope="module",
     params=[("gru", 2, 0, 1), ("gru", 4, 0, 1), ("gru", 2, 3, 1), ("gru", 4, 1, 2),
+            ("gru", 4, 3, 2, 5), ("gru", 2, 0, 1, 4),
             ("conformer", 4, 3, 1), ("conformer", 2, 1, 2)],
 )  # fmt: skip
 def asr_by_stride(request, tmp_path_factory):
     """Random models with x2 and x4 time subsampling (the streaming windows
     differ): GRUs without and with top-layer look-ahead (frames held back),
-    conformers with attention chunks of 3 and 1 frames (held back until
-    whole); one of each emits 2 CTC frames per encoder frame."""
+    two with a chunked backward layer (chunks of 5 and 4 frames, held back
+    until whole, its residual projection made non-zero), conformers with
+    attention chunks of 3 and 1 frames (held back until whole); one of each
+    emits 2 CTC frames per encoder frame."""
     import torch
 
     from ctcli.model import build_model, load_model, save_checkpoint
 
-    kind, stride, ahead, up = request.param
+    kind, stride, ahead, up, *back = (*request.param, 0)[:5]
     torch.manual_seed(stride + 10 * ahead)
     dims = {"n_classes": 29, "n_mels": 40, "conv_channels": 4, "time_stride": stride,
             "upsample": up}  # fmt: skip
     if kind == "gru":
         arch = "asr_conv_gru"
-        dims.update(rnn_hidden=16, rnn_layers=2, lookahead=ahead)
+        dims.update(rnn_hidden=16, rnn_layers=2, lookahead=ahead, back_chunk=back[0])
     else:
         arch = "asr_conformer"
         dims.update(d_model=16, layers=2, heads=2, ff=32, kernel=5, chunk=ahead, left_chunks=2)
-    path = tmp_path_factory.mktemp("asr") / f"{kind}-x{stride}-a{ahead}-u{up}.pt"
-    save_checkpoint(path, build_model(arch, **dims), arch=arch, dims=dims,
+    model = build_model(arch, **dims)
+    if back[0]:
+        torch.nn.init.normal_(model.back_out.weight)  # zero at birth: would hide the layer
+    path = tmp_path_factory.mktemp("asr") / f"{kind}-x{stride}-a{ahead}-u{up}-b{back[0]}.pt"
+    save_checkpoint(path, model, arch=arch, dims=dims,
                     kind="audio", alphabet=["", " ", *"abcdefghijklmnopqrstuvwxyz", "'"], blank=0,
                     features={"n_mels": 40}, frame_stride=0.01 * stride / up)  # fmt: skip
     return load_model(path)

@@ -322,3 +322,31 @@ def test_prefetch_depth_defaults_to_the_gpu_only():
     assert train_asr.prefetch_depth(-1, "cuda:1") == 2
     assert train_asr.prefetch_depth(-1, "cpu") == 0
     assert train_asr.prefetch_depth(3, "cpu") == 3 and train_asr.prefetch_depth(0, "cuda") == 0
+
+
+def test_warm_start_with_a_backward_layer_and_running_mean(tmp_path):
+    """--back-chunk adds a layer whose residual starts at zero, so the warm
+    start reads exactly as its source before any update; --cmn-prior lands
+    in the checkpoint's features, where every front end reads it."""
+    import torch
+
+    from ctcli.audio import normalize
+    from ctcli.model import load_model
+
+    data = _shard(tmp_path, "train")
+    train_asr.fit(_toy_config(tmp_path, data, steps=20, frames_per_batch=2000, val_every=20,
+                              out=str(tmp_path / "a.pt"), run_dir=str(tmp_path / "a")),
+                  log=lambda m: None)  # fmt: skip
+    logs: list[str] = []
+    train_asr.fit(_toy_config(tmp_path, data, steps=1, frames_per_batch=2000, val_every=1,
+                              lr=1e-12, warmup=1, back_chunk=3, cmn_prior=50.0,
+                              init=str(tmp_path / "a.pt"), out=str(tmp_path / "b.pt"),
+                              run_dir=str(tmp_path / "b")), log=logs.append)  # fmt: skip
+    assert any("initial weights" in m and "back_rnn.weight_ih_l0" in m for m in logs)
+    a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
+    assert b.module.back_chunk == 3 and b.meta["dims"]["back_chunk"] == 3
+    assert b.meta["features"]["cmn_prior"] == 50.0 and "cmn_prior" not in a.meta["features"]
+    x = torch.from_numpy(normalize(np.random.default_rng(1).normal(size=(90, 80)).astype(np.float32),
+                                   a.meta["features"]))[None]  # fmt: skip
+    with torch.no_grad():
+        assert torch.allclose(a.module(x), b.module(x), atol=1e-4)
