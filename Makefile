@@ -211,6 +211,17 @@ train-asr-en: install
 	  --init runs/s6/model.pt --resume
 	$(PY) -m ctcli.registry install asr-en runs/s7b/model.pt --average runs/s6/model.pt \
 	  --alpha 0.8 --beta 0
+	mkdir -p runs/s7 && cp models/asr-en/model.pt runs/s7/model.pt
+	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech-s21 --val $(SPEECH_DATA)/speech-val \
+	  --dry-data $(SPEECH_DATA)/speech-s21-dry --p-dry 0.5 --out runs/cmn100/model.pt \
+	  --run-dir runs/cmn100 --seed 81 --threads 1 --lookahead 3 --upsample 2 --cmn-prior 100 \
+	  --minutes 60 --lr 0.0003 --warmup 100 --val-every 500 --init runs/s7/model.pt --resume
+	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech-s21 --val $(SPEECH_DATA)/speech-val \
+	  --dry-data $(SPEECH_DATA)/speech-s21-dry --p-dry 0.5 --out runs/cmn2/model.pt \
+	  --run-dir runs/cmn2 --seed 82 --threads 1 --workers 2 --lookahead 3 --upsample 2 \
+	  --cmn-prior 100 --steps 1800 --lr 0.0002 --warmup 100 --val-every 500 \
+	  --init runs/cmn100/model.pt --resume
+	$(PY) -m ctcli.registry install asr-en runs/cmn2/model.pt --alpha 0.8 --beta 0
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \
