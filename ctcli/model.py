@@ -363,8 +363,16 @@ class ConvGRU(_ConvFront):
 
     def top(self, h: torch.Tensor, end: bool = True) -> torch.Tensor:
         """Top GRU outputs B x T' x hidden -> log-probs (the look-ahead, see
-        `ahead`; then the head). Without a backward layer only."""
+        `ahead`; then the head). A model with a backward layer needs its
+        chunks whole: `ahead`, then `back_top` on whole chunks."""
+        if self.back_chunk:
+            raise ValueError("a model with back_chunk: use ahead() and back_top() on whole chunks")
         return self._head(self.ahead(h, end))
+
+    def back_top(self, a: torch.Tensor) -> torch.Tensor:
+        """Look-ahead outputs, starting at a chunk boundary and ending at one
+        (or at the utterance's end) -> log-probs: the backward layer, the head."""
+        return self._head(self.back(a))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths).
@@ -374,7 +382,7 @@ class ConvGRU(_ConvFront):
         n = None if lengths is None else self.frame_lengths(lengths)
         if self.lookahead and lengths is not None:  # the look-ahead sees zeros past each end
             h = _zero_past(h, n, time_dim=1)
-        return self._head(self.back(self.ahead(h), n))
+        return self._head(self.back(self.ahead(h), n))  # `back_top` with lengths
 
 
 def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

@@ -234,7 +234,7 @@ class StreamingAcoustic:
             self.back_buf = a[:, n:] if n < a.shape[1] else None
             if n == 0:
                 return np.zeros((0, self.V), np.float32)
-            return self.m._head(self.m.back(a[:, :n]))[0].float().cpu().numpy()
+            return self.m.back_top(a[:, :n])[0].float().cpu().numpy()
 
     def _chunks(self, f, final: bool) -> np.ndarray:
         """Conformer: log-probs of every attention chunk completed by the new

@@ -312,6 +312,8 @@ def test_backward_chunks_see_the_rest_of_their_chunk_only():
         got = m.back(batch, torch.tensor([6, 11]))
         assert torch.allclose(got[0, :6], m.back(a[:, :6])[0], atol=1e-6)
         assert torch.allclose(got[1], m.back(long)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="whole chunks"):
+        m.top(a)  # the look-ahead alone would skip the backward layer
 
 
 def test_running_mean_normalisation_is_causal_and_resumable():
