@@ -369,10 +369,11 @@ class ConvGRU(_ConvFront):
             raise ValueError("a model with back_chunk: use ahead() and back_top() on whole chunks")
         return self._head(self.ahead(h, end))
 
-    def back_top(self, a: torch.Tensor) -> torch.Tensor:
+    def back_top(self, a: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Look-ahead outputs, starting at a chunk boundary and ending at one
-        (or at the utterance's end) -> log-probs: the backward layer, the head."""
-        return self._head(self.back(a))
+        (or at the utterance's end; `lengths` as in `back`) -> log-probs: the
+        backward layer, then the head."""
+        return self._head(self.back(a, lengths))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: B x T x n_mels log-mel. Returns log-probabilities B x T' x V (see output_lengths).
@@ -382,7 +383,7 @@ class ConvGRU(_ConvFront):
         n = None if lengths is None else self.frame_lengths(lengths)
         if self.lookahead and lengths is not None:  # the look-ahead sees zeros past each end
             h = _zero_past(h, n, time_dim=1)
-        return self._head(self.back(self.ahead(h), n))  # `back_top` with lengths
+        return self.back_top(self.ahead(h), n)
 
 
 def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

@@ -476,7 +476,8 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, elapsed0 = 0, float("inf"), 0.0
     features = dict(DEFAULT_FEATURES)
-    if resume and state_path.exists():
+    resumed = resume and state_path.exists()
+    if resumed:
         st = load_train_state(state_path, model, opt, device)
         step, best, elapsed0 = int(st["step"]), float(st["best"]), float(st["elapsed"])
         features = json.loads(st["features"])
@@ -490,7 +491,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
             + (", ".join(fresh) or "none"))  # fmt: skip
     else:
         features["mean"], features["std"] = feature_stats(data)
-    if cfg.cmn_prior > 0 and not (resume and state_path.exists()):
+    if cfg.cmn_prior > 0 and not resumed:  # a resumed run keeps its state's features
         features["cmn_prior"] = cfg.cmn_prior
     features = group.from_rank0(features)  # the same normalisation on every worker
     log(f"config {json.dumps(asdict(cfg))}")
