@@ -221,7 +221,8 @@ train-asr-en: install
 	  --run-dir runs/cmn2 --seed 82 --threads 1 --workers 2 --lookahead 3 --upsample 2 \
 	  --cmn-prior 100 --steps 1800 --lr 0.0002 --warmup 100 --val-every 500 \
 	  --init runs/cmn100/model.pt --resume
-	$(PY) -m ctcli.registry install asr-en runs/cmn2/model.pt --alpha 0.8 --beta 0
+	$(PY) -m ctcli.registry install asr-en runs/cmn2/model.pt --alpha 0.9 --beta 0 \
+	  --blank-penalty 0.9
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \

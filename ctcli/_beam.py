@@ -98,7 +98,8 @@ F_CUTOFF = 4  # per-frame candidates: smallest top set with cumulative prob >= t
 F_BLANKSKIP = 5  # frames with ln P(blank) >= this only extend with blank/repeat
 F_MINLOGP = 6  # candidates need ln P(label) >= this
 F_OOVCHAR = 7  # ln-score per label of an out-of-vocabulary word (added to F_OOV)
-NFP = 8
+F_BLANKPEN = 8  # nats taken from ln P(blank) in every frame's search (not in F_BLANKSKIP's test)
+NFP = 9
 # ---- counters (ctr, int64) ------------------------------------------------------
 C_NNODES = 0
 C_BEAMN = 1
@@ -299,9 +300,10 @@ def advance(
     tscore = np.empty(maxtouch, np.float64)
     for t in range(t0, t1):
         lpf = lp[t]
-        lpb = np.float64(lpf[blank])
+        lpb_model = np.float64(lpf[blank])
+        lpb = lpb_model - fparams[F_BLANKPEN]
         nb_ = ctr[C_BEAMN]
-        if lpb >= fparams[F_BLANKSKIP]:
+        if lpb_model >= fparams[F_BLANKSKIP]:
             # Blank overwhelming: no new prefixes, only blank and repeats.
             for i in range(nb_):
                 nd = beam_node[i]

@@ -61,6 +61,7 @@ class _Config:
     oov_score: float
     oov_char_score: float = DEFAULT_OOV_CHAR_SCORE
     lm_sentence: bool = True  # False: the LM starts from no context and no </s> is scored
+    blank_penalty: float = 0.0  # nats taken from ln P(blank) in the search
 
 
 class Decoder:
@@ -143,6 +144,9 @@ class Decoder:
         fp[B.F_BLANKSKIP] = math.log(p.blank_skip_prob) if p.blank_skip_prob <= 1.0 else math.inf
         fp[B.F_MINLOGP] = float(p.token_min_logp)
         fp[B.F_OOVCHAR] = float(cfg.oov_char_score)
+        if not math.isfinite(cfg.blank_penalty):
+            raise DecoderInputError(f"blank_penalty must be finite, got {cfg.blank_penalty}")
+        fp[B.F_BLANKPEN] = float(cfg.blank_penalty)
         self.iparams, self.fparams = ip, fp
         cap = 1 << 14
         self.lm_keys = np.full(cap, -1, np.int64)

@@ -164,6 +164,15 @@ def transcribe(
     beta: Annotated[
         float | None, typer.Option("--beta", help="Word insertion bonus.", rich_help_panel=DEC)
     ] = None,
+    blank_penalty: Annotated[
+        float | None,
+        typer.Option(
+            "--blank-penalty",
+            help="Nats taken from the blank's log-probability in the beam search "
+            "(> 0: fewer dropped letters and words; default: the model's).",
+            rich_help_panel=DEC,
+        ),
+    ] = None,
     hotword: Annotated[
         list[str] | None,
         typer.Option(
@@ -250,6 +259,7 @@ def transcribe(
         lm=lm,
         alpha=alpha,
         beta=beta,
+        blank_penalty=blank_penalty,
         beam=beam,
         greedy=greedy,
         n_best=n_best,

@@ -80,6 +80,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         alpha: Annotated[float | None, typer.Option("--alpha", help="LM weight.")] = None,
         beta: Annotated[float | None, typer.Option("--beta", help="Word bonus.")] = None,
+        blank_penalty: Annotated[
+            float | None,
+            typer.Option(
+                "--blank-penalty",
+                help="Nats off the blank's log-probability (default: the model's).",
+            ),
+        ] = None,
         beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width.")] = DEFAULT_BEAM,
         device: Annotated[
             str, typer.Option("--device", metavar="auto|cpu|cuda[:N]", help="Compute device.")
@@ -118,7 +125,15 @@ def register(app: typer.Typer) -> None:
         from ctcli.pipeline import Pipeline
 
         runner = Pipeline(
-            TranscribeOptions(model=model, lm=lm, alpha=alpha, beta=beta, beam=beam, device=device)
+            TranscribeOptions(
+                model=model,
+                lm=lm,
+                alpha=alpha,
+                beta=beta,
+                blank_penalty=blank_penalty,
+                beam=beam,
+                device=device,
+            )
         ).runner_for("audio")
         tty = console.stderr_is_tty() and not quiet
         t_start = time.monotonic()

@@ -236,6 +236,12 @@ def register(app: typer.Typer) -> None:
         beta: Annotated[
             float | None, typer.Option(help="Word (or character) bonus (default: the model's).")
         ] = None,
+        blank_penalty: Annotated[
+            float | None,
+            typer.Option(
+                help="Nats off the blank's log-probability in the beam (default: the model's)."
+            ),
+        ] = None,
         threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 1,
         batch: Annotated[int, typer.Option(help="Images per forward batch.")] = 64,
         device: Annotated[str, typer.Option(help="cpu | cuda[:N].")] = "cpu",
@@ -260,6 +266,7 @@ def register(app: typer.Typer) -> None:
                 lm=lm,
                 alpha=alpha,
                 beta=beta,
+                blank_penalty=blank_penalty,
                 threads=threads,
                 limit=n,
             )
@@ -285,6 +292,7 @@ def register(app: typer.Typer) -> None:
             lm=lm,
             alpha=alpha,
             beta=beta,
+            blank_penalty=blank_penalty,
             threads=threads,
             batch=batch,
             device=device,

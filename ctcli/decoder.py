@@ -19,7 +19,14 @@ of any vocabulary word that starts with it (a prefix trie over the unigrams,
 is kept (open vocabulary) and costs ``oov_score + oov_char_score * letters``
 instead of a word score (the look-ahead of an OOV partial is the same
 expression for the letters so far).
-At the end the last word is completed and ``ln P(</s>)`` added. With a char
+At the end the last word is completed and ``ln P(</s>)`` added.
+
+Blank penalty. ``blank_penalty`` nats are taken from the blank's
+ln-probability in every frame of the search (``acoustic_score`` includes
+them; confidences and word times read the model's own posteriors). A model
+that drops letters and short words where its posteriors are unsure (its
+blank wins too often) decodes with fewer deletions; negative values do the
+opposite. Greedy decoding is the model's plain best path and ignores it. With a char
 LM every label is a token (" " is :data:`ctcli.lm.CHAR_LM_SPACE`) and beta is
 a bonus per label.
 
@@ -66,6 +73,7 @@ DEFAULT_ALPHA_CHAR = 0.3  # char LM weight
 DEFAULT_BETA_CHAR = 0.0  # bonus per emitted label with a char LM
 DEFAULT_OOV_SCORE = -10.0  # ln-score of an out-of-vocabulary word (word LM), plus:
 DEFAULT_OOV_CHAR_SCORE = -2.0  # ln-score per letter of an out-of-vocabulary word
+DEFAULT_BLANK_PENALTY = 0.0  # nats taken from ln P(blank) per frame in the search
 DEFAULT_HOTWORD_BOOST = 5.0  # nats added when a hotword is recognised
 DEFAULT_N_BEST = 1
 MAX_BATCH_JOBS = 64
@@ -276,6 +284,7 @@ def build_decoder(
     oov_score: float = DEFAULT_OOV_SCORE,
     oov_char_score: float = DEFAULT_OOV_CHAR_SCORE,
     lm_sentence: bool = True,
+    blank_penalty: float = DEFAULT_BLANK_PENALTY,
     **pruning_options: Any,
 ) -> Decoder:
     """Build a CTC prefix beam search decoder.
@@ -303,6 +312,8 @@ def build_decoder(
             page): no start context and no end-of-sentence term, so the LM
             does not push a line's first letter to a capital or its last
             comma to a period.
+        blank_penalty: nats taken from the blank's ln-probability in every
+            frame of the search (see the module docstring); 0 = none.
         **pruning_options: Fields of :class:`PruningOptions`.
 
     Raises:
@@ -334,6 +345,7 @@ def build_decoder(
         oov_score=float(oov_score),
         oov_char_score=float(oov_char_score),
         lm_sentence=bool(lm_sentence),
+        blank_penalty=float(blank_penalty),
     )
     return Decoder(cfg)
 
@@ -343,6 +355,7 @@ __all__ = [
     "DEFAULT_ALPHA_CHAR",
     "DEFAULT_ALPHA_WORD",
     "DEFAULT_BEAM_WIDTH",
+    "DEFAULT_BLANK_PENALTY",
     "DEFAULT_BETA_CHAR",
     "DEFAULT_BETA_WORD",
     "DEFAULT_HOTWORD_BOOST",

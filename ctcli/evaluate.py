@@ -80,7 +80,14 @@ def _greedy(lp: np.ndarray, labels: list[str], blank: int) -> str:
     return greedy_collapse(lp, labels, blank)
 
 
-def make_beam(model, beam_width: int, lm: str | None, alpha: float | None, beta: float | None):
+def make_beam(
+    model,
+    beam_width: int,
+    lm: str | None,
+    alpha: float | None,
+    beta: float | None,
+    blank_penalty: float | None = None,
+):
     """A function log_probs -> (best text, [n-best texts]) using ctcli.decoder."""
     from ctcli.decoder import build_decoder
 
@@ -104,6 +111,9 @@ def make_beam(model, beam_width: int, lm: str | None, alpha: float | None, beta:
         lm_unit=unit,
         n_best=EXPR_NBEST if rerank == "expr" else 1,
         lm_sentence=bool(meta.get("lm_sentence", True)),
+        blank_penalty=blank_penalty
+        if blank_penalty is not None
+        else float(meta.get("blank_penalty", 0.0)),
     )
 
     def run(lp: np.ndarray) -> str:
@@ -126,6 +136,7 @@ def evaluate(
     lm: str | None = None,
     alpha: float | None = None,
     beta: float | None = None,
+    blank_penalty: float | None = None,
     threads: int = 1,
     batch: int = 64,
     device: str = "cpu",
@@ -146,7 +157,7 @@ def evaluate(
     line_opts = model.line_options
     decoders = {"greedy": lambda lp: _greedy(lp, model.labels, model.blank)}
     if "beam" in modes:
-        decoders["beam"] = make_beam(model, beam_width, lm, alpha, beta)
+        decoders["beam"] = make_beam(model, beam_width, lm, alpha, beta, blank_penalty)
     scorers = {m: Scorer() for m in modes}
     timing = {m: 0.0 for m in modes}
     cpu = {m: 0.0 for m in modes}

@@ -42,6 +42,7 @@ def evaluate_speech(
     lm: str | None = None,
     alpha: float | None = None,
     beta: float | None = None,
+    blank_penalty: float | None = None,
     threads: int = 1,
     limit: int | None = None,
 ) -> dict:
@@ -59,7 +60,14 @@ def evaluate_speech(
     t0 = time.perf_counter()
     runner = Pipeline(
         TranscribeOptions(
-            model=model, lm=lm, alpha=alpha, beta=beta, beam=beam, greedy=greedy_only, jobs=threads
+            model=model,
+            lm=lm,
+            alpha=alpha,
+            beta=beta,
+            blank_penalty=blank_penalty,
+            beam=beam,
+            greedy=greedy_only,
+            jobs=threads,
         )
     ).runner_for("audio")
     load_s = time.perf_counter() - t0

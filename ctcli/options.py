@@ -24,6 +24,7 @@ class TranscribeOptions:
     lm: str | None = None  # NAME|PATH|"none"; None = the model's default LM
     alpha: float | None = None  # LM weight; None = the model card's tuned value
     beta: float | None = None  # word bonus; None = the model card's tuned value
+    blank_penalty: float | None = None  # nats off ln P(blank) in the search; None = the card's
     beam: int = DEFAULT_BEAM  # beam width
     greedy: bool = False  # best-path decoding, no beam, no LM
     n_best: int = 1  # hypotheses kept per input (jsonl/json show them when > 1)

@@ -161,6 +161,7 @@ class Pipeline:
             n_best = max(n_best, EXPR_RERANK_NBEST)
         alpha = o.alpha if o.alpha is not None else meta.get("alpha")
         beta = o.beta if o.beta is not None else meta.get("beta")
+        bpen = o.blank_penalty if o.blank_penalty is not None else meta.get("blank_penalty", 0.0)
         return build_decoder(
             list(model.labels),
             blank=model.blank,
@@ -173,6 +174,7 @@ class Pipeline:
             lm_unit=unit,
             n_best=n_best,
             lm_sentence=bool(meta.get("lm_sentence", True)),
+            blank_penalty=float(bpen),
         )
 
     # ---------------------------------------------------------------- outputs

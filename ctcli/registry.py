@@ -194,6 +194,7 @@ def install(
     stretch: float | None = None,
     half: bool = False,
     average: list[Path] | tuple[Path, ...] = (),
+    blank_penalty: float | None = None,
 ) -> Path:
     """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
     optionally overridden, e.g. after tuning alpha and beta on a dev set; an
@@ -218,6 +219,7 @@ def install(
         ("alpha", alpha),
         ("beta", beta),
         ("lm_sentence", lm_sentence),
+        ("blank_penalty", blank_penalty),
     ):
         if value is not None:
             ck[key] = value
@@ -283,7 +285,8 @@ def _averaged(ck: dict, src: Path, others: list[Path] | tuple[Path, ...]) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m ctcli.registry refresh` |
-    `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B] [--lm-sentence yes|no] [--stretch F]`."""
+    `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B] [--blank-penalty P]
+    [--lm-sentence yes|no] [--stretch F] [--half] [--average CK ...]`."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m ctcli.registry")
@@ -295,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument("--lm", dest="default_lm")
     ins.add_argument("--alpha", type=float)
     ins.add_argument("--beta", type=float)
+    ins.add_argument(
+        "--blank-penalty",
+        type=float,
+        help="nats taken from the blank's log-probability in the beam search (tuned on a dev set)",
+    )
     ins.add_argument(
         "--lm-sentence",
         choices=["yes", "no"],
@@ -320,7 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sent = None if a.lm_sentence is None else a.lm_sentence == "yes"
         install(
-            a.name, a.checkpoint, a.default_lm, a.alpha, a.beta, sent, a.stretch, a.half, a.average
+            a.name,
+            a.checkpoint,
+            a.default_lm,
+            a.alpha,
+            a.beta,
+            sent,
+            a.stretch,
+            a.half,
+            a.average,
+            a.blank_penalty,
         )
     return 0
 

@@ -342,3 +342,21 @@ def test_silent_audio_is_reported_and_the_batch_goes_on(registry_env, tmp_path):
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [str(good)]
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and "silent audio" in err[0] and str(silent) in err[0]
+
+
+def test_blank_penalty_option_reaches_the_decoder(registry_env, tmp_path, monkeypatch):
+    import ctcli.decoder
+
+    seen = []
+    real = ctcli.decoder.build_decoder
+
+    def spy(*a, **kw):
+        seen.append(kw.get("blank_penalty"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ctcli.decoder, "build_decoder", spy)
+    wav = write_wav(tmp_path / "s.wav", seconds=1.0)
+    for extra, want in (([], 0.0), (["--blank-penalty", "0.75"], 0.75)):
+        r = invoke(["transcribe", "-f", "tsv", *extra, str(wav)])
+        assert r.exit_code == 0 and r.stdout.startswith(str(wav))
+        assert seen[-1] == want

@@ -94,6 +94,43 @@ def test_compiled_core_matches_python_reference(seed):
     assert [h.score for h in r.nbest] == pytest.approx([s for _, s in ref], abs=1e-4)
 
 
+@pytest.mark.parametrize("pen", [0.7, -0.4])
+def test_blank_penalty_is_a_shifted_blank_column(pen):
+    """A penalty p searches exactly as the posteriors with ln P(blank) - p
+    would (texts and scores, exhaustive search)."""
+    rng = np.random.default_rng(71)
+    lp = f32(rand_lp(rng, 18, 4, scale=1.5))
+    shifted = lp.astype(np.float64)
+    shifted[:, 0] -= pen
+    norm = np.logaddexp.reduce(shifted, axis=1)  # the decoder takes normalised rows
+    a = build_decoder(LABELS, beam_width=6, n_best=4, blank_penalty=pen, **EXH).decode(lp)
+    b = build_decoder(LABELS, beam_width=6, n_best=4, **EXH).decode(f32(shifted - norm[:, None]))
+    assert [h.text for h in a.nbest] == [h.text for h in b.nbest]
+    # every path crosses every frame once: the normalisers add the same to each
+    want = [h.score + float(norm.sum()) for h in b.nbest]
+    assert [h.score for h in a.nbest] == pytest.approx(want, abs=1e-4)
+
+
+def test_blank_penalty_recovers_a_weak_letter():
+    """A letter the blank outweighs in its only frame is dropped without the
+    penalty and read with it; a negative penalty drops a letter that wins
+    narrowly."""
+    lp = from_probs([[0.9, 0.02, 0.06, 0.02], [0.55, 0.02, 0.41, 0.02], [0.9, 0.02, 0.06, 0.02]])
+    assert build_decoder(LABELS).decode(lp).text == ""
+    assert build_decoder(LABELS, blank_penalty=1.0).decode(lp).text == "a"
+    lp2 = from_probs([[0.999, 0.0005, 0.0003, 0.0002]] * 3 + [[0.4, 0.02, 0.56, 0.02]])
+    plain, pen = (
+        build_decoder(LABELS).decode(lp2),
+        build_decoder(LABELS, blank_penalty=1.0).decode(lp2),
+    )
+    assert plain.text == pen.text == "a"
+    # confidences and word times read the model's posteriors, not the penalised ones
+    assert pen.conf == plain.conf and pen.words == plain.words
+    assert build_decoder(LABELS, blank_penalty=-1.0).decode(lp2).text == ""
+    with pytest.raises(DecoderInputError):
+        build_decoder(LABELS, blank_penalty=math.inf)
+
+
 def test_result_types_and_nbest():
     rng = np.random.default_rng(1)
     lp = f32(rand_lp(rng, 20, 4))

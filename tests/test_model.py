@@ -178,6 +178,17 @@ def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypa
     assert entry is not None and entry.verify() == "ok" and entry.kind == "image"
     m = load_model(entry.path)
     assert m.meta["default_lm"] == "x-char" and m.meta["alpha"] == 0.7
+    # a tuned blank penalty travels in the checkpoint to the decoder; an option overrides it
+    from ctcli.options import TranscribeOptions
+    from ctcli.pipeline import Pipeline
+
+    assert main(["install", "pen-img", str(src), "--blank-penalty", "0.6"]) == 0
+    assert load_model(find_model("pen-img").path).meta["blank_penalty"] == 0.6
+    for opt, want in ((None, 0.6), (0.25, 0.25)):
+        run = Pipeline(TranscribeOptions(model="pen-img", blank_penalty=opt)).runner_for("image")
+        assert run.decoder.cfg.blank_penalty == want
+    run = Pipeline(TranscribeOptions(model="new-img")).runner_for("image")
+    assert run.decoder.cfg.blank_penalty == 0.0  # none stored: none applied
     assert main(["install", "tiny-img", str(src), "--beta", "1.5"]) == 0  # existing entry
     man = json.loads((mdir / "MANIFEST.json").read_text())
     old = [e for e in man["models"] if e["name"] == "tiny-img"]
