@@ -19,16 +19,18 @@ of any vocabulary word that starts with it (a prefix trie over the unigrams,
 is kept (open vocabulary) and costs ``oov_score + oov_char_score * letters``
 instead of a word score (the look-ahead of an OOV partial is the same
 expression for the letters so far).
-At the end the last word is completed and ``ln P(</s>)`` added.
+At the end the last word is completed and ``ln P(</s>)`` added. With a char
+LM every label is a token (" " is :data:`ctcli.lm.CHAR_LM_SPACE`) and beta is
+a bonus per label.
 
 Blank penalty. ``blank_penalty`` nats are taken from the blank's
 ln-probability in every frame of the search (``acoustic_score`` includes
-them; confidences and word times read the model's own posteriors). A model
-that drops letters and short words where its posteriors are unsure (its
-blank wins too often) decodes with fewer deletions; negative values do the
-opposite. Greedy decoding is the model's plain best path and ignores it. With a char
-LM every label is a token (" " is :data:`ctcli.lm.CHAR_LM_SPACE`) and beta is
-a bonus per label.
+them; confidences and word times read the model's own posteriors, and so
+does the blank-skip pruning). Every word costs LM probability, so a fused
+search leans towards fewer words and letters, most where the acoustic
+posteriors are unsure; a positive penalty counters that (fewer deletions),
+a negative one does the opposite. Greedy decoding is the model's plain best
+path and ignores it.
 
 Confidence. Each output label is aligned to frames by the most probable CTC
 alignment of the final text (Viterbi). A label's confidence is its peak

@@ -113,7 +113,7 @@ def make_beam(
         lm_sentence=bool(meta.get("lm_sentence", True)),
         blank_penalty=blank_penalty
         if blank_penalty is not None
-        else float(meta.get("blank_penalty", 0.0)),
+        else (float(meta.get("blank_penalty", 0.0)) if lm_path else 0.0),
     )
 
     def run(lp: np.ndarray) -> str:

@@ -161,7 +161,10 @@ class Pipeline:
             n_best = max(n_best, EXPR_RERANK_NBEST)
         alpha = o.alpha if o.alpha is not None else meta.get("alpha")
         beta = o.beta if o.beta is not None else meta.get("beta")
-        bpen = o.blank_penalty if o.blank_penalty is not None else meta.get("blank_penalty", 0.0)
+        # the model's penalty was tuned with its LM; without one it would only add letters
+        bpen = o.blank_penalty
+        if bpen is None:
+            bpen = meta.get("blank_penalty", 0.0) if lm_path else 0.0
         return build_decoder(
             list(model.labels),
             blank=model.blank,

@@ -181,13 +181,21 @@ def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypa
     # a tuned blank penalty travels in the checkpoint to the decoder; an option overrides it
     from ctcli.options import TranscribeOptions
     from ctcli.pipeline import Pipeline
+    from tests.conftest import REPO
 
     assert main(["install", "pen-img", str(src), "--blank-penalty", "0.6"]) == 0
     assert load_model(find_model("pen-img").path).meta["blank_penalty"] == 0.6
-    for opt, want in ((None, 0.6), (0.25, 0.25)):
-        run = Pipeline(TranscribeOptions(model="pen-img", blank_penalty=opt)).runner_for("image")
-        assert run.decoder.cfg.blank_penalty == want
-    run = Pipeline(TranscribeOptions(model="new-img")).runner_for("image")
+    lm = str(REPO / "lm" / "expr-char.arpa")
+    # tuned with an LM, so applied with one; without one only when given
+    for lm_opt, opt, want in (
+        (lm, None, 0.6),
+        (lm, 0.25, 0.25),
+        (None, None, 0.0),
+        ("none", 0.5, 0.5),
+    ):
+        o = TranscribeOptions(model="pen-img", lm=lm_opt, blank_penalty=opt)
+        assert Pipeline(o).runner_for("image").decoder.cfg.blank_penalty == want
+    run = Pipeline(TranscribeOptions(model="new-img", lm=lm)).runner_for("image")
     assert run.decoder.cfg.blank_penalty == 0.0  # none stored: none applied
     assert main(["install", "tiny-img", str(src), "--beta", "1.5"]) == 0  # existing entry
     man = json.loads((mdir / "MANIFEST.json").read_text())
