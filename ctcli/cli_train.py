@@ -202,8 +202,14 @@ def register(app: typer.Typer) -> None:
     @handled
     def eval_cmd(
         model: Annotated[
-            str, typer.Option("--model", "-m", help="Model NAME or PATH.")
-        ] = "ocr-expr",
+            str | None,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Model NAME or PATH (default: the bundled audio model for an audio "
+                "manifest, else ocr-expr).",
+            ),
+        ] = None,
         spec: Annotated[
             str | None,
             typer.Option(
@@ -256,8 +262,14 @@ def register(app: typer.Typer) -> None:
         if (spec is None) == (manifest is None):
             raise UsageError("give exactly one of --spec or --manifest")
         if manifest is not None and _is_audio_manifest(manifest):
+            from ctcli import registry
             from ctcli.evaluate_speech import evaluate_speech, format_speech_report
 
+            if model is None:
+                entry = registry.default_model("audio")
+                if entry is None:
+                    raise UsageError("no bundled audio model; give --model")
+                model = entry.name
             rep = evaluate_speech(
                 model,
                 manifest,
@@ -279,9 +291,9 @@ def register(app: typer.Typer) -> None:
         try:
             from ctcli.registry import resolve_model
 
-            path = resolve_model(model)
+            path = resolve_model(model or "ocr-expr")
         except ImportError:  # pragma: no cover
-            path = Path(model)
+            path = Path(model or "ocr-expr")
         items = spec_items(spec, n, seed) if spec else manifest_items(manifest, n)
         errs: list = []
         rep = evaluate(

@@ -289,6 +289,12 @@ def test_eval_speech_manifest(registry_env, tmp_path):
         by = rep["modes"][mode]
         assert set(by) == {"src-a", "src-b", "ALL"} and by["ALL"]["utts"] == 3
         assert by["ALL"]["wer"] > 0 and by["ALL"]["rtf"] > 0  # a random model cannot be right
+    # without --model an audio manifest is scored with the bundled audio model
+    r2 = CliRunner().invoke(
+        app, ["eval", "--manifest", str(tmp_path / "m.tsv"), "--json"], catch_exceptions=False
+    )
+    assert r2.exit_code == 0, r2.stderr
+    assert json.loads(r2.stdout)["model"] == "tiny-asr"
 
 
 def test_logmel_of_a_clip_shorter_than_a_window_is_quiet():
