@@ -262,14 +262,8 @@ def register(app: typer.Typer) -> None:
         if (spec is None) == (manifest is None):
             raise UsageError("give exactly one of --spec or --manifest")
         if manifest is not None and _is_audio_manifest(manifest):
-            from ctcli import registry
             from ctcli.evaluate_speech import evaluate_speech, format_speech_report
 
-            if model is None:
-                entry = registry.default_model("audio")
-                if entry is None:
-                    raise UsageError("no bundled audio model; give --model")
-                model = entry.name
             rep = evaluate_speech(
                 model,
                 manifest,
@@ -288,12 +282,13 @@ def register(app: typer.Typer) -> None:
             console.info(
                 f"warning: seed {seed} is below 100000; training shards use seeds 1000-9999"
             )
+        model = model or "ocr-expr"
         try:
             from ctcli.registry import resolve_model
 
-            path = resolve_model(model or "ocr-expr")
+            path = resolve_model(model)
         except ImportError:  # pragma: no cover
-            path = Path(model or "ocr-expr")
+            path = Path(model)
         items = spec_items(spec, n, seed) if spec else manifest_items(manifest, n)
         errs: list = []
         rep = evaluate(

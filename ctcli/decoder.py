@@ -272,6 +272,15 @@ def greedy_decode(log_probs: Any, labels: Sequence[str] | Alphabet, blank: int =
 # ---------------------------------------------------------------------------
 # Factory
 # ---------------------------------------------------------------------------
+def blank_penalty_for(given: float | None, stored: float | None, with_lm: bool) -> float:
+    """The penalty a search uses: the one given, else the model's stored one
+    when an LM is fused (it was tuned with one; without an LM it would only add
+    letters), else none."""
+    if given is not None:
+        return float(given)
+    return float(stored or 0.0) if with_lm else 0.0
+
+
 def build_decoder(
     labels: Sequence[str],
     blank: int = 0,
@@ -362,6 +371,7 @@ __all__ = [
     "DEFAULT_BETA_WORD",
     "DEFAULT_HOTWORD_BOOST",
     "DEFAULT_OOV_SCORE",
+    "blank_penalty_for",
     "DecodeResult",
     "Decoder",
     "Hypothesis",

@@ -89,7 +89,7 @@ def make_beam(
     blank_penalty: float | None = None,
 ):
     """A function log_probs -> (best text, [n-best texts]) using ctcli.decoder."""
-    from ctcli.decoder import build_decoder
+    from ctcli.decoder import blank_penalty_for, build_decoder
 
     meta = model.meta
     rerank = meta.get("rerank")
@@ -111,9 +111,9 @@ def make_beam(
         lm_unit=unit,
         n_best=EXPR_NBEST if rerank == "expr" else 1,
         lm_sentence=bool(meta.get("lm_sentence", True)),
-        blank_penalty=blank_penalty
-        if blank_penalty is not None
-        else (float(meta.get("blank_penalty", 0.0)) if lm_path else 0.0),
+        blank_penalty=blank_penalty_for(
+            blank_penalty, meta.get("blank_penalty"), lm_path is not None
+        ),
     )
 
     def run(lp: np.ndarray) -> str:

@@ -34,7 +34,7 @@ def read_manifest(path: Path) -> list[tuple[Path, str, str]]:
 
 
 def evaluate_speech(
-    model: str,
+    model: str | None,
     manifest: Path,
     *,
     greedy_only: bool = False,
@@ -115,7 +115,7 @@ def evaluate_speech(
                 a["audio_s"] += wave.size / 16000
                 a["secs"] += secs
     report = {
-        "model": model,
+        "model": model or runner.name,  # None: the bundled audio model
         "utterances": len(rows),
         "failed": failed,
         "load_s": round(load_s, 3),

@@ -138,7 +138,7 @@ class Pipeline:
         return Runner(name, model, decoder, rerank=model.meta.get("rerank"))
 
     def _build_decoder(self, model) -> object:
-        from ctcli.decoder import build_decoder
+        from ctcli.decoder import blank_penalty_for, build_decoder
 
         o = self.opts
         meta = model.meta
@@ -161,10 +161,6 @@ class Pipeline:
             n_best = max(n_best, EXPR_RERANK_NBEST)
         alpha = o.alpha if o.alpha is not None else meta.get("alpha")
         beta = o.beta if o.beta is not None else meta.get("beta")
-        # the model's penalty was tuned with its LM; without one it would only add letters
-        bpen = o.blank_penalty
-        if bpen is None:
-            bpen = meta.get("blank_penalty", 0.0) if lm_path else 0.0
         return build_decoder(
             list(model.labels),
             blank=model.blank,
@@ -177,7 +173,9 @@ class Pipeline:
             lm_unit=unit,
             n_best=n_best,
             lm_sentence=bool(meta.get("lm_sentence", True)),
-            blank_penalty=float(bpen),
+            blank_penalty=blank_penalty_for(
+                o.blank_penalty, meta.get("blank_penalty"), lm_path is not None
+            ),
         )
 
     # ---------------------------------------------------------------- outputs
