@@ -192,6 +192,15 @@ def test_kokoro_phonemes_are_in_the_model_vocabulary(accent):
 
 
 @needs_kokoro
+@needs_hibari
+@pytest.mark.parametrize("british", [False, True])
+def test_kokoro_lexicon_phonemes_are_in_the_model_vocabulary(british):
+    k = speech._kokoro()
+    ph = speech._misaki_g2p(british)("the boy's judge chose a fair bird in the church today")
+    assert ph and set(ph) <= set(k.vocab), set(ph) - set(k.vocab)
+
+
+@needs_kokoro
 def test_kokoro_blends_styles_per_utterance(monkeypatch):
     k = speech._kokoro()
     seen = []

@@ -346,6 +346,15 @@ def kokoro_phonemes(text: str, accent: str = "en-us") -> str:
     return s
 
 
+@functools.cache
+def _misaki_g2p(british: bool) -> Any:
+    """hibari's G2P (misaki's US or British lexicons, then rules): the phoneme
+    conventions Kokoro was trained on."""
+    from hibari.g2p import G2P
+
+    return G2P(british=british)
+
+
 @dataclass
 class _Kokoro:
     session: Any  # onnxruntime session: (tokens, style, speed) -> 24 kHz audio
@@ -375,19 +384,22 @@ KOKORO_SR = 24_000  # Hz
 
 
 def _kokoro_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
-    """Kokoro-82M reading espeak-ng's phonemes (US accent, a fifth of the time
-    British) at a random speed, in the voice's style blended with another
-    voice's by up to a half (70% of utterances): a new speaker between the
-    five. The model has no random draw of its own: the same call, the same audio."""
+    """Kokoro-82M at a random speed, reading phonemes from misaki's lexicons
+    (hibari's G2P, 60%) or from espeak-ng, US English or a fifth of the time
+    British, in the voice's style blended with another voice's by up to a
+    half (70% of utterances): a new speaker between the five. The model has
+    no random draw of its own: the same call, the same audio."""
     k = _kokoro()
     accent = "en-gb" if rng.random() < 0.2 else "en-us"
+    lexicon = rng.random() < 0.6 and _installed("hibari")
     speed = rng.uniform(0.8, 1.2)
     style = k.styles[voice.name]
     if rng.random() < 0.7:
         other = rng.choice(sorted(n for n in k.styles if n != voice.name))
         w = rng.uniform(0.0, 0.5)
         style = (1 - w) * style + w * k.styles[other]
-    ids = [k.vocab[c] for c in kokoro_phonemes(text, accent) if c in k.vocab]
+    phonemes = _misaki_g2p(accent == "en-gb")(text) if lexicon else kokoro_phonemes(text, accent)
+    ids = [k.vocab[c] for c in phonemes if c in k.vocab]
     if not ids:
         raise ValueError(f"kokoro: no phonemes for {text!r}")
     ids = ids[: len(style) - 2]  # the model reads at most 510 tokens with the two pads
