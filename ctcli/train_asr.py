@@ -121,6 +121,9 @@ class AsrConfig:
     # lighter channel mix without rendering again
     dry_data: str = ""
     p_dry: float = 0.0
+    # "ENGINE=K,...": each pass lists every utterance of that TTS engine K times
+    # (an integer), e.g. "kokoro=2" for a voice family still scarce in the corpus
+    engine_weight: str = ""
 
 
 class Shards:
@@ -232,6 +235,28 @@ def prefetch_depth(prefetch: int, device: str) -> int:
     CPU is free while the GPU computes) and none on the CPU (both would share
     the same cores)."""
     return prefetch if prefetch >= 0 else (2 if device.startswith("cuda") else 0)
+
+
+def parse_engine_weights(spec: str) -> dict[str, int]:
+    """ "kokoro=2,piper=3" -> {"kokoro": 2, "piper": 3}; whole repeats of at least 1."""
+    out: dict[str, int] = {}
+    for item in (x.strip() for x in spec.split(",")):
+        if not item:
+            continue
+        engine, sep, k = item.partition("=")
+        if not sep or not engine.strip() or not k.strip().isdigit() or int(k) < 1:
+            raise UsageError(
+                f"--engine-weight: expected ENGINE=K with K a whole number >= 1, not {item!r}"
+            )
+        out[engine.strip()] = int(k)
+    return out
+
+
+def pass_indices(voices: list[str], weights: dict[str, int]) -> np.ndarray:
+    """The utterances of one pass: each index once, or K times where its voice's
+    engine (the part of "engine:voice" before the colon) has weight K."""
+    reps = [weights.get(v.partition(":")[0], 1) for v in voices]
+    return np.repeat(np.arange(len(voices)), reps)
 
 
 def make_batches(lengths: np.ndarray, budget: int, rng: np.random.Generator) -> list[list[int]]:
@@ -378,6 +403,7 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
         raise UsageError(f"--p-dry must be between 0 and 1, not {cfg.p_dry}")
     if cfg.p_dry > 0 and not cfg.dry_data:
         raise UsageError("--p-dry needs --dry-data (speechdata --dry-out)")
+    parse_engine_weights(cfg.engine_weight)  # a malformed spec is refused before any data loads
     if world > 1 and rank == 0:
         import multiprocessing as mp
 
@@ -548,6 +574,7 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
     def out_of_time() -> bool:
         return cfg.minutes > 0 and elapsed() >= cfg.minutes * 60
 
+    weights = parse_engine_weights(cfg.engine_weight)
     last = step >= cfg.steps or out_of_time()  # whether the run is over
     while not last and not stop["flag"]:
         if data.rescan():
@@ -557,8 +584,11 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
         # still be arriving) and the same batch order; worker r takes batch r
         # of each group of `world`
         n = group.min_int(len(data))
-        lengths = np.array([f.shape[0] for f in data.feats[:n]])
-        batches = make_batches(lengths, cfg.frames_per_batch, rng)
+        idx = pass_indices(data.voices[:n], weights)  # 0..n-1, weighted engines repeated
+        lengths = np.array([data.feats[i].shape[0] for i in idx])
+        batches = [
+            [int(idx[j]) for j in b] for b in make_batches(lengths, cfg.frames_per_batch, rng)
+        ]
         if len(batches) < group.world:
             raise ValueError(
                 f"{len(batches)} batch(es) per pass over the data for {group.world} workers: "
@@ -678,6 +708,8 @@ HELP = {
     "init": "start a new run from this checkpoint's matching weights and feature statistics",
     "dry_data": "twin shards before the channel (speechdata --dry-out); with --p-dry",
     "p_dry": "probability of training on an utterance's dry twin where it has one",
+    "engine_weight": "ENGINE=K[,...]: every utterance of that TTS engine K times per pass "
+    "(e.g. kokoro=2)",
     "minutes": "time budget in minutes of training, resumed time included (0: none); the LR "
     "decays over whichever of --steps and --minutes ends first; one worker only",
 }

@@ -350,3 +350,40 @@ def test_warm_start_with_a_backward_layer_and_running_mean(tmp_path):
                                    a.meta["features"]))[None]  # fmt: skip
     with torch.no_grad():
         assert torch.allclose(a.module(x), b.module(x), atol=1e-4)
+
+
+def test_engine_weights_repeat_an_engines_utterances_each_pass(tmp_path):
+    import pytest
+
+    from ctcli.errors import UsageError
+
+    voices = ["flite:awb", "kokoro:jm_kumo", "espeak-ng:en-us", "kokoro:jf_alpha", ""]
+    assert train_asr.pass_indices(voices, {}).tolist() == [0, 1, 2, 3, 4]
+    assert train_asr.pass_indices(voices, {"kokoro": 3}).tolist() == [0, 1, 1, 1, 2, 3, 3, 3, 4]
+    assert train_asr.parse_engine_weights("kokoro=2, piper=3") == {"kokoro": 2, "piper": 3}
+    assert train_asr.parse_engine_weights("") == {}
+    for bad in ("kokoro", "kokoro=0", "kokoro=1.5", "=2"):
+        with pytest.raises(UsageError, match="engine-weight"):
+            train_asr.parse_engine_weights(bad)
+    data = _shard(tmp_path, "train")
+    with pytest.raises(UsageError, match="engine-weight"):
+        train_asr.fit(_toy_config(tmp_path, data, engine_weight="kokoro=x"), log=lambda _: None)
+
+
+def test_engine_weight_changes_only_how_often_an_utterance_is_seen(tmp_path):
+    """A weight for an engine the data does not hold trains exactly as no
+    weight (same batches, same draws); a weight on the data's engine repeats
+    its utterances, so a pass holds more batches."""
+    data = _shard(tmp_path, "train")
+    logs: dict[str, list[str]] = {}
+    out = {}
+    for name, w in (("none", ""), ("other", "kokoro=2"), ("test", "test=3")):
+        cfg = _toy_config(tmp_path, data, steps=12, log_every=1, engine_weight=w,
+                          out=str(tmp_path / f"{name}.pt"), run_dir=str(tmp_path / name))  # fmt: skip
+        logs[name] = []
+        out[name] = train_asr.fit(cfg, log=logs[name].append)
+    import torch
+
+    sd = {k: torch.load(tmp_path / f"{k}.pt", weights_only=True)["state_dict"] for k in out}
+    assert all(torch.equal(sd["none"][k], sd["other"][k]) for k in sd["none"])
+    assert any(not torch.equal(sd["none"][k], sd["test"][k]) for k in sd["none"])
