@@ -124,6 +124,11 @@ class AsrConfig:
     # "ENGINE=K,...": each pass lists every utterance of that TTS engine K times
     # (an integer), e.g. "kokoro=2" for a voice family still scarce in the corpus
     engine_weight: str = ""
+    # which weights `out` holds at the end: "best" (the last validation whose
+    # WER did not get worse) or "last" (the final weights, validated and exported
+    # when the run ends, also when it is resumed after its end): for a
+    # validation set that is not the target, e.g. new voices joining the corpus
+    keep: str = "best"
 
 
 class Shards:
@@ -404,6 +409,8 @@ def fit(cfg: AsrConfig, resume: bool = False, log=print, rank: int = 0, port: in
     if cfg.p_dry > 0 and not cfg.dry_data:
         raise UsageError("--p-dry needs --dry-data (speechdata --dry-out)")
     parse_engine_weights(cfg.engine_weight)  # a malformed spec is refused before any data loads
+    if cfg.keep not in ("best", "last"):
+        raise UsageError(f"--keep: best or last, not {cfg.keep!r}")
     if world > 1 and rank == 0:
         import multiprocessing as mp
 
@@ -672,6 +679,12 @@ def _fit(cfg: AsrConfig, resume: bool, log, group: _Group) -> dict:
                 elif time.time() - t_ckpt > cfg.ckpt_every_s:
                     save_state()
                     t_ckpt = time.time()
+    if cfg.keep == "last" and lead and not stop["flag"]:
+        if metrics.get("step") != step:  # a run resumed after its end has not validated
+            metrics = validate(model, val, features, cfg, device) if len(val) else {}
+            metrics.update(step=step, minutes=round(elapsed() / 60, 1))
+        export(metrics)
+        log(f"exported the last weights (step {step}) to {cfg.out}")
     save_state()
     log(
         ("stopped by SIGTERM" if stop["flag"] else "done")
@@ -708,6 +721,7 @@ HELP = {
     "init": "start a new run from this checkpoint's matching weights and feature statistics",
     "dry_data": "twin shards before the channel (speechdata --dry-out); with --p-dry",
     "p_dry": "probability of training on an utterance's dry twin where it has one",
+    "keep": "weights in --out at the end: best (by validation WER) or last (the final ones)",
     "engine_weight": "ENGINE=K[,...]: every utterance of that TTS engine K times per pass "
     "(e.g. kokoro=2)",
     "minutes": "time budget in minutes of training, resumed time included (0: none); the LR "

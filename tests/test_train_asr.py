@@ -387,3 +387,36 @@ def test_engine_weight_changes_only_how_often_an_utterance_is_seen(tmp_path):
     sd = {k: torch.load(tmp_path / f"{k}.pt", weights_only=True)["state_dict"] for k in out}
     assert all(torch.equal(sd["none"][k], sd["other"][k]) for k in sd["none"])
     assert any(not torch.equal(sd["none"][k], sd["test"][k]) for k in sd["none"])
+
+
+def test_keep_last_exports_the_final_weights(tmp_path, monkeypatch):
+    """Validation that only gets worse: `best` keeps the first export, `last`
+    exports the final weights, also when a finished run is resumed."""
+    import pytest
+    import torch
+
+    from ctcli.errors import UsageError
+
+    data = _shard(tmp_path, "train")
+    calls = []
+
+    def worse(*a, **k):
+        calls.append(1)
+        return {"val_wer": 0.1 * len(calls), "val_cer": 0.1}
+
+    monkeypatch.setattr(train_asr, "validate", worse)
+    for keep in ("best", "last"):
+        cfg = _toy_config(tmp_path, data, steps=20, val_every=10, keep=keep,
+                          out=str(tmp_path / f"{keep}.pt"), run_dir=str(tmp_path / keep))  # fmt: skip
+        logs: list[str] = []
+        train_asr.fit(cfg, log=logs.append)
+        step = torch.load(tmp_path / f"{keep}.pt", weights_only=True)["training"]["step"]
+        assert step == (10 if keep == "best" else 20)
+    n = len(calls)
+    (tmp_path / "last.pt").unlink()
+    logs = []
+    train_asr.fit(cfg, resume=True, log=logs.append)  # over already: validates once, exports
+    assert len(calls) == n + 1 and any("exported the last weights (step 20)" in x for x in logs)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["training"]["step"] == 20
+    with pytest.raises(UsageError, match="--keep"):
+        train_asr.fit(_toy_config(tmp_path, data, keep="final"), log=lambda _: None)
