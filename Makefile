@@ -190,7 +190,11 @@ data-speech-k: install system-speech lm-corpus
 # twin half the time), bundled as the mean of their weights and stage 5's;
 # stage 7: 14 minutes on a GPU (one H100, shared with a second trainer; about
 # 4,100 audio-seconds per second, 7,335 steps of 480 s) on the fourth corpus as
-# it was rendered, bundled as the mean of its weights and stage 6's.
+# it was rendered, bundled as the mean of its weights and stage 6's; stage 8:
+# the running mean (--cmn-prior) in two CPU fine-tunes; stage 10: 100 minutes
+# on one CPU thread on the fifth corpus (data-speech-k: Kokoro's blended voices
+# beside the classic ones, each Kokoro utterance twice per pass) while its Kokoro
+# shards were still being rendered on the other core.
 train-asr-en: install
 	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech --val $(SPEECH_DATA)/speech-val \
 	  --out runs/asr-en/stage1.pt --run-dir runs/asr-en --seed 1 --threads 2 --steps 7500 --resume
@@ -236,6 +240,14 @@ train-asr-en: install
 	  --cmn-prior 100 --steps 1800 --lr 0.0002 --warmup 100 --val-every 500 \
 	  --init runs/cmn100/model.pt --resume
 	$(PY) -m ctcli.registry install asr-en runs/cmn2/model.pt --alpha 0.9 --beta 0 \
+	  --blank-penalty 0.9
+	mkdir -p runs/s8 && cp models/asr-en/model.pt runs/s8/model.pt
+	$(PY) -m ctcli.train_asr --data $(SPEECH_DATA)/speech-k --val $(SPEECH_DATA)/speech-val \
+	  --dry-data $(SPEECH_DATA)/speech-k-dry --p-dry 0.5 --engine-weight kokoro=2 \
+	  --out runs/s10/model.pt --run-dir runs/s10 --seed 101 --threads 1 --lookahead 3 \
+	  --upsample 2 --cmn-prior 100 --minutes 100 --lr 0.0003 --warmup 100 --val-every 500 \
+	  --keep last --init runs/s8/model.pt --resume
+	$(PY) -m ctcli.registry install asr-en runs/s10/model.pt --alpha 0.9 --beta 0 \
 	  --blank-penalty 0.9
 
 # ---- printed English lines (ocr-en) -------------------------------------------
