@@ -723,7 +723,7 @@ HELP = {
     "p_dry": "probability of training on an utterance's dry twin where it has one",
     "keep": "weights in --out at the end: best (by validation WER) or last (the final ones)",
     "engine_weight": "ENGINE=K[,...]: every utterance of that TTS engine K times per pass "
-    "(e.g. kokoro=2)",
+    "(e.g. kokoro=2); repeatable",
     "minutes": "time budget in minutes of training, resumed time included (0: none); the LR "
     "decays over whichever of --steps and --minutes ends first; one worker only",
 }
@@ -732,6 +732,9 @@ HELP = {
 def main(argv: list[str] | None = None, prog: str = "python -m ctcli.train_asr") -> None:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     for k, v in asdict(AsrConfig()).items():
+        if k == "engine_weight":  # repeatable: each use adds to the others
+            ap.add_argument("--engine-weight", action="append", default=[], help=HELP[k])
+            continue
         ap.add_argument(
             "--" + k.replace("_", "-"),
             type=type(v),
@@ -740,6 +743,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ctcli.train_asr")
         )
     ap.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt")
     a = vars(ap.parse_args(argv))
+    a["engine_weight"] = ",".join(a["engine_weight"])
     resume = a.pop("resume")
     cfg = AsrConfig(**{k: a[k] for k in asdict(AsrConfig())})
 

@@ -118,6 +118,7 @@ NEURAL = [
     pytest.param(PIPER_VOICE, marks=needs_piper, id="piper"),
     pytest.param(HIBARI_VOICE, marks=needs_hibari, id="hibari"),
     pytest.param(KOKORO_VOICE, marks=needs_kokoro, id="kokoro"),
+    pytest.param(speech.Voice("kokoro-mix", "jf_alpha"), marks=needs_kokoro, id="kokoro-mix"),
 ]
 
 
@@ -222,6 +223,33 @@ def test_kokoro_blends_styles_per_utterance(monkeypatch):
     for st in seen:
         d = {n: float(np.linalg.norm(st[0] - v[n_ids - 1])) for n, v in k.styles.items()}
         assert min(d, key=d.get) == KOKORO_VOICE.name
+
+
+@needs_kokoro
+def test_kokoro_mix_pairs_the_voice_timbre_with_other_delivery(monkeypatch):
+    k = speech._kokoro()
+    seen = []
+    run = k.session.run
+
+    def spy(outputs, feeds):
+        seen.append(feeds["style"][0].copy())
+        return run(outputs, feeds)
+
+    monkeypatch.setattr(k.session, "run", spy)
+    voice = speech.Voice("kokoro-mix", "jf_nezumi")
+    assert voice in speech.available_voices()
+    for s in range(12):
+        speech.tts("hello there", voice, random.Random(s))
+    n_ids = len([c for c in speech.kokoro_phonemes("hello there") if c in k.vocab])
+
+    def nearest(v, half):
+        d = {n: float(np.linalg.norm(v[half] - st[n_ids - 1][half])) for n, st in k.styles.items()}
+        return min(d, key=d.get)
+
+    timbre, prosody = slice(0, 128), slice(128, 256)
+    assert all(nearest(st, timbre) == voice.name for st in seen)  # the voice stays itself
+    assert len({nearest(st, prosody) for st in seen}) >= 3  # spoken with others' delivery
+    assert len({st.tobytes() for st in seen}) == len(seen)  # a new speaker each utterance
 
 
 THREE_LINES = "Hello world again\nThe cat sat on the mat\nOne two three four\n"

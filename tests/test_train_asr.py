@@ -370,6 +370,15 @@ def test_engine_weights_repeat_an_engines_utterances_each_pass(tmp_path):
         train_asr.fit(_toy_config(tmp_path, data, engine_weight="kokoro=x"), log=lambda _: None)
 
 
+def test_engine_weight_option_repeats_add_up(monkeypatch):
+    seen = []
+    monkeypatch.setattr(train_asr, "fit", lambda cfg, resume, log: seen.append(cfg.engine_weight))
+    train_asr.main(["--engine-weight", "kokoro=2", "--engine-weight", "kokoro-mix=3,piper=2"])
+    train_asr.main([])
+    assert seen == ["kokoro=2,kokoro-mix=3,piper=2", ""]
+    assert train_asr.parse_engine_weights(seen[0]) == {"kokoro": 2, "kokoro-mix": 3, "piper": 2}
+
+
 def test_engine_weight_changes_only_how_often_an_utterance_is_seen(tmp_path):
     """A weight for an engine the data does not hold trains exactly as no
     weight (same batches, same draws); a weight on the data's engine repeats

