@@ -201,32 +201,9 @@ def test_kokoro_lexicon_phonemes_are_in_the_model_vocabulary(british):
     assert ph and set(ph) <= set(k.vocab), set(ph) - set(k.vocab)
 
 
-@needs_kokoro
-def test_kokoro_blends_styles_per_utterance(monkeypatch):
-    k = speech._kokoro()
-    seen = []
-    run = k.session.run
-
-    def spy(outputs, feeds):
-        seen.append(feeds["style"].copy())
-        return run(outputs, feeds)
-
-    monkeypatch.setattr(k.session, "run", spy)
-    for s in range(6):
-        speech.tts("hello there", KOKORO_VOICE, random.Random(s))
-    own = k.styles[KOKORO_VOICE.name]
-    n_ids = len([c for c in speech.kokoro_phonemes("hello there") if c in k.vocab])
-    # some utterances use the voice's own style row, the others a blend nearer to it
-    # than to any other voice
-    exact = [np.array_equal(st[0], own[n_ids - 1]) for st in seen]
-    assert any(exact) and not all(exact)
-    for st in seen:
-        d = {n: float(np.linalg.norm(st[0] - v[n_ids - 1])) for n, v in k.styles.items()}
-        assert min(d, key=d.get) == KOKORO_VOICE.name
-
-
-@needs_kokoro
-def test_kokoro_mix_pairs_the_voice_timbre_with_other_delivery(monkeypatch):
+def _kokoro_styles_read(monkeypatch, voice: speech.Voice, n: int):
+    """The model, the style row each of n seeded "hello there" utterances of
+    `voice` fed it, and the row's index (the utterance's phoneme count - 1)."""
     k = speech._kokoro()
     seen = []
     run = k.session.run
@@ -236,14 +213,32 @@ def test_kokoro_mix_pairs_the_voice_timbre_with_other_delivery(monkeypatch):
         return run(outputs, feeds)
 
     monkeypatch.setattr(k.session, "run", spy)
+    for s in range(n):
+        speech.tts("hello there", voice, random.Random(s))
+    return k, seen, len([c for c in speech.kokoro_phonemes("hello there") if c in k.vocab]) - 1
+
+
+@needs_kokoro
+def test_kokoro_blends_styles_per_utterance(monkeypatch):
+    k, seen, row = _kokoro_styles_read(monkeypatch, KOKORO_VOICE, 6)
+    own = k.styles[KOKORO_VOICE.name]
+    # some utterances use the voice's own style row, the others a blend nearer to it
+    # than to any other voice
+    exact = [np.array_equal(st, own[row]) for st in seen]
+    assert any(exact) and not all(exact)
+    for st in seen:
+        d = {n: float(np.linalg.norm(st - v[row])) for n, v in k.styles.items()}
+        assert min(d, key=d.get) == KOKORO_VOICE.name
+
+
+@needs_kokoro
+def test_kokoro_mix_pairs_the_voice_timbre_with_other_delivery(monkeypatch):
     voice = speech.Voice("kokoro-mix", "jf_nezumi")
     assert voice in speech.available_voices()
-    for s in range(12):
-        speech.tts("hello there", voice, random.Random(s))
-    n_ids = len([c for c in speech.kokoro_phonemes("hello there") if c in k.vocab])
+    k, seen, row = _kokoro_styles_read(monkeypatch, voice, 12)
 
     def nearest(v, half):
-        d = {n: float(np.linalg.norm(v[half] - st[n_ids - 1][half])) for n, st in k.styles.items()}
+        d = {n: float(np.linalg.norm(v[half] - st[row][half])) for n, st in k.styles.items()}
         return min(d, key=d.get)
 
     timbre, prosody = slice(0, 128), slice(128, 256)
