@@ -247,8 +247,8 @@ train-asr-en: install
 	  --out runs/s10/model.pt --run-dir runs/s10 --seed 101 --threads 1 --lookahead 3 \
 	  --upsample 2 --cmn-prior 100 --minutes 100 --lr 0.0003 --warmup 100 --val-every 500 \
 	  --keep last --init runs/s8/model.pt --resume
-	$(PY) -m ctcli.registry install asr-en runs/s10/model.pt --alpha 0.9 --beta 0 \
-	  --blank-penalty 0.9
+	$(PY) -m ctcli.registry install asr-en runs/s10/model.pt --alpha 1.3 --beta 0 \
+	  --blank-penalty 1.2 --beam 512 --token-min-logp -8
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \

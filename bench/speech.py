@@ -31,8 +31,9 @@ def _peers_module():
     return mod
 
 
-def run_ctcli(model: str, rows: list[dict], out: Path, peers) -> list[dict]:
-    """Decode every utterance in one process (model and LM loaded once)."""
+def run_ctcli(model: str, rows: list[dict], out: Path, peers) -> tuple[list[dict], int]:
+    """Decode every utterance in one process (model and LM loaded once) with
+    the model's own decoding settings; returns the records and the beam width."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -55,7 +56,7 @@ def run_ctcli(model: str, rows: list[dict], out: Path, peers) -> list[dict]:
         res.append(peers.make_record(r, hyp, secs, cpu, load_s))  # the peers' record format
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(d) + "\n" for d in res))
-    return res
+    return res, runner.decoder.cfg.beam_width
 
 
 def main() -> int:
@@ -72,14 +73,14 @@ def main() -> int:
         return 0
     peers = _peers_module()
     rows = peers.read_manifest(EVAL / "manifest.tsv")
-    res = run_ctcli(
+    res, beam = run_ctcli(
         entry.name,
         rows,
         ROOT / "bench" / ".cache" / "speech-peers" / f"ctcli-{entry.name}.jsonl",
         peers,
     )
     table = peers.summarise(res)
-    print(f"ctcli {entry.name} + en-4gram, beam 32, one thread:")
+    print(f"ctcli {entry.name} + en-4gram, beam {beam}, one thread:")
     for src, t in table.items():
         print(
             f"  {src:<22} utts {t['utts']:4d}  WER {100 * t['wer']:5.1f}  CER {100 * t['cer']:5.1f}  "
@@ -99,11 +100,11 @@ def main() -> int:
             f"{100 * t['cer']:.1f}, RTF {mine['rtf']:.3f} vs {t['rtf']:.3f} "
             f"({t['rtf'] / max(mine['rtf'], 1e-9):.1f}x faster)"
         )
-    heldout_voice(entry.name)
+    heldout_voice(entry.name, beam)
     return 0
 
 
-def heldout_voice(model: str) -> None:
+def heldout_voice(model: str, beam: int) -> None:
     """WER on a synthetic voice never used in training (flite rms by default),
     held-out text rendered by ctcli.synth.speechdata --wav: 300 utterances,
     the first 100 for tuning (dev.tsv), the other 200 reported (test.tsv).
@@ -133,7 +134,7 @@ def heldout_voice(model: str) -> None:
             b = rep["modes"]["beam"]["ALL"]
             print(
                 f"held-out synthetic voice, {label}, test slice ({rep['utterances']} utts), "
-                f"beam 32, LM {lm}: WER {100 * b['wer']:.1f}  CER {100 * b['cer']:.1f}"
+                f"beam {beam}, LM {lm}: WER {100 * b['wer']:.1f}  CER {100 * b['cer']:.1f}"
             )
 
 

@@ -145,9 +145,15 @@ def transcribe(
         ),
     ] = False,
     beam: Annotated[
-        int,
-        typer.Option("--beam", min=1, envvar="CTCLI_BEAM", help="Beam width.", rich_help_panel=DEC),
-    ] = DEFAULT_BEAM,
+        int | None,
+        typer.Option(
+            "--beam",
+            min=1,
+            envvar="CTCLI_BEAM",
+            help=f"Beam width (default: the model's, else {DEFAULT_BEAM}).",
+            rich_help_panel=DEC,
+        ),
+    ] = None,
     lm: Annotated[
         str | None,
         typer.Option(

@@ -87,7 +87,12 @@ def register(app: typer.Typer) -> None:
                 help="Nats off the blank's log-probability (default: the model's).",
             ),
         ] = None,
-        beam: Annotated[int, typer.Option("--beam", min=1, help="Beam width.")] = DEFAULT_BEAM,
+        beam: Annotated[
+            int | None,
+            typer.Option(
+                "--beam", min=1, help=f"Beam width (default: the model's, else {DEFAULT_BEAM})."
+            ),
+        ] = None,
         device: Annotated[
             str, typer.Option("--device", metavar="auto|cpu|cuda[:N]", help="Compute device.")
         ] = "auto",

@@ -232,7 +232,9 @@ def register(app: typer.Typer) -> None:
         greedy: Annotated[
             bool, typer.Option("--greedy", help="Greedy decoding only (skip beam search).")
         ] = False,
-        beam: Annotated[int, typer.Option(help="Beam width (transcribe default: 32).")] = 32,
+        beam: Annotated[
+            int | None, typer.Option(help="Beam width (default: the model's, else 32).")
+        ] = None,
         lm: Annotated[
             str | None, typer.Option(help="LM NAME|PATH|none for the beam (default none).")
         ] = None,

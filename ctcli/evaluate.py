@@ -82,14 +82,16 @@ def _greedy(lp: np.ndarray, labels: list[str], blank: int) -> str:
 
 def make_beam(
     model,
-    beam_width: int,
+    beam_width: int | None,
     lm: str | None,
     alpha: float | None,
     beta: float | None,
     blank_penalty: float | None = None,
 ):
-    """A function log_probs -> (best text, [n-best texts]) using ctcli.decoder."""
+    """A function log_probs -> (best text, [n-best texts]) using ctcli.decoder
+    (beam_width None: the model's, else 32; its stored search pruning too)."""
     from ctcli.decoder import blank_penalty_for, build_decoder
+    from ctcli.options import DEFAULT_BEAM
 
     meta = model.meta
     rerank = meta.get("rerank")
@@ -107,13 +109,14 @@ def make_beam(
         lm=str(lm_path) if lm_path else None,
         alpha=alpha if alpha is not None else (meta.get("alpha") if lm_path else None),
         beta=beta if beta is not None else (meta.get("beta") if lm_path else None),
-        beam_width=beam_width,
+        beam_width=beam_width if beam_width is not None else int(meta.get("beam", DEFAULT_BEAM)),
         lm_unit=unit,
         n_best=EXPR_NBEST if rerank == "expr" else 1,
         lm_sentence=bool(meta.get("lm_sentence", True)),
         blank_penalty=blank_penalty_for(
             blank_penalty, meta.get("blank_penalty"), lm_path is not None
         ),
+        **dict(meta.get("pruning", {})),
     )
 
     def run(lp: np.ndarray) -> str:
@@ -132,7 +135,7 @@ def evaluate(
     items: Iterator[tuple[str, np.ndarray | None, str]],
     *,
     modes: tuple[str, ...] = ("greedy", "beam"),
-    beam_width: int = 32,
+    beam_width: int | None = None,
     lm: str | None = None,
     alpha: float | None = None,
     beta: float | None = None,

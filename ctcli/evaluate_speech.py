@@ -38,7 +38,7 @@ def evaluate_speech(
     manifest: Path,
     *,
     greedy_only: bool = False,
-    beam: int = 32,
+    beam: int | None = None,
     lm: str | None = None,
     alpha: float | None = None,
     beta: float | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_BEAM = 32  # prefix beam width
+DEFAULT_BEAM = 32  # prefix beam width, for a model whose checkpoint names none
 # Endpointing: this much silence ends an utterance. 0.25 s keeps the final
 # line within 400 ms of the end of speech with 100 ms audio blocks.
 DEFAULT_MIN_SILENCE_S = 0.25
@@ -25,7 +25,7 @@ class TranscribeOptions:
     alpha: float | None = None  # LM weight; None = the model card's tuned value
     beta: float | None = None  # word bonus; None = the model card's tuned value
     blank_penalty: float | None = None  # nats off ln P(blank) in the search; None = the card's
-    beam: int = DEFAULT_BEAM  # beam width
+    beam: int | None = None  # beam width; None = the model card's, else DEFAULT_BEAM
     greedy: bool = False  # best-path decoding, no beam, no LM
     n_best: int = 1  # hypotheses kept per input (jsonl/json show them when > 1)
     hotwords: tuple[tuple[str, float], ...] = ()  # (phrase, boost)

@@ -19,7 +19,7 @@ import numpy as np
 from ctcli import console, registry
 from ctcli.errors import CtcliError, InputError, ModelLoadError
 from ctcli.inputs import InputItem, detect_kind
-from ctcli.options import EXPR_RERANK_NBEST, TranscribeOptions
+from ctcli.options import DEFAULT_BEAM, EXPR_RERANK_NBEST, TranscribeOptions
 from ctcli.results import NBest, Result, Word, tidy_text
 from ctcli.writers import EXTENSIONS, make_writer
 
@@ -161,13 +161,16 @@ class Pipeline:
             n_best = max(n_best, EXPR_RERANK_NBEST)
         alpha = o.alpha if o.alpha is not None else meta.get("alpha")
         beta = o.beta if o.beta is not None else meta.get("beta")
+        # a model's tuned beam and search pruning (registry install --beam,
+        # --token-min-logp) travel in its checkpoint; --beam overrides
+        beam = o.beam if o.beam is not None else int(meta.get("beam", DEFAULT_BEAM))
         return build_decoder(
             list(model.labels),
             blank=model.blank,
             lm=str(lm_path) if lm_path else None,
             alpha=alpha,
             beta=beta,
-            beam_width=o.beam,
+            beam_width=beam,
             unigrams=[w for w in Path(unigrams).read_text().split()] if unigrams else None,
             hotwords=list(o.hotwords) or None,
             lm_unit=unit,
@@ -176,6 +179,7 @@ class Pipeline:
             blank_penalty=blank_penalty_for(
                 o.blank_penalty, meta.get("blank_penalty"), lm_path is not None
             ),
+            **dict(meta.get("pruning", {})),
         )
 
     # ---------------------------------------------------------------- outputs

@@ -195,6 +195,8 @@ def install(
     half: bool = False,
     average: list[Path] | tuple[Path, ...] = (),
     blank_penalty: float | None = None,
+    beam: int | None = None,
+    token_min_logp: float | None = None,
 ) -> Path:
     """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
     optionally overridden, e.g. after tuning alpha and beta on a dev set; an
@@ -202,7 +204,9 @@ def install(
     as features.train_stretch; `half`: weights stored as float16, half the
     size, loaded back into float32; `average`: more checkpoints of the same
     network and features, whose weights are averaged with src's, as when
-    fine-tuned runs from one start are combined) and
+    fine-tuned runs from one start are combined; `beam` and
+    `token_min_logp`: the beam width and search pruning the model decodes with
+    unless the user gives --beam) and
     update its manifest entry: file, sha256, size, alphabet, default LM. A new
     name gets a minimal entry; its description is left to the model card."""
     import torch
@@ -220,9 +224,12 @@ def install(
         ("beta", beta),
         ("lm_sentence", lm_sentence),
         ("blank_penalty", blank_penalty),
+        ("beam", beam),
     ):
         if value is not None:
             ck[key] = value
+    if token_min_logp is not None:  # search pruning: labels below this are never tried
+        ck["pruning"] = {**ck.get("pruning", {}), "token_min_logp": float(token_min_logp)}
     if stretch is not None:
         if ck["kind"] != "image":
             raise ModelLoadError(f"{src}: --stretch applies to image models only")
@@ -286,7 +293,8 @@ def _averaged(ck: dict, src: Path, others: list[Path] | tuple[Path, ...]) -> dic
 def main(argv: list[str] | None = None) -> int:
     """`python -m ctcli.registry refresh` |
     `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B] [--blank-penalty P]
-    [--lm-sentence yes|no] [--stretch F] [--half] [--average CK ...]`."""
+    [--beam N] [--token-min-logp X] [--lm-sentence yes|no] [--stretch F] [--half]
+    [--average CK ...]`."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m ctcli.registry")
@@ -302,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         "--blank-penalty",
         type=float,
         help="nats taken from the blank's log-probability in the beam search (tuned on a dev set)",
+    )
+    ins.add_argument("--beam", type=int, help="beam width the model decodes with by default")
+    ins.add_argument(
+        "--token-min-logp",
+        type=float,
+        help="search pruning: labels whose log-probability in a frame is below this are not tried",
     )
     ins.add_argument(
         "--lm-sentence",
@@ -338,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
             a.half,
             a.average,
             a.blank_penalty,
+            a.beam,
+            a.token_min_logp,
         )
     return 0
 

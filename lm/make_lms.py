@@ -40,6 +40,12 @@ EN_LICENSE = (
     "Public domain (KJV, Austen texts); BSD-style (fortune files as shipped in "
     "Debian main, WordNet 3.0 licence). No GPL text."
 )
+HELP_CORPUS = (
+    "; and present-day English: the sentences of LibreOffice's English help pages "
+    "(libreoffice-help-en-us 4:7.4.7-1+deb12u14; running text only, no code, paths "
+    "or formulas; each distinct sentence once; every 100th held out as help-test.txt)"
+)
+HELP_LICENSE = " LibreOffice help pages: MPL-2.0."
 
 
 def main() -> None:
@@ -83,12 +89,19 @@ def main() -> None:
         )
 
 
+def _lines(*paths: Path):
+    for p in paths:
+        with open(p, encoding="utf-8") as fh:
+            yield from fh
+
+
 def build_en(corpus: Path, work: Path, out: Path) -> dict:
-    """Word 4-gram for the English acoustic model."""
+    """Word 4-gram for the English acoustic model: the older English of
+    train.txt and the present-day English of help-train.txt together."""
     arpa = work / "en-4gram.arpa"
     t = time.perf_counter()
     st = build_lm(
-        corpus / "train.txt",
+        _lines(corpus / "train.txt", corpus / "help-train.txt"),
         arpa,
         order=EN_ORDER,
         unit="word",
@@ -105,12 +118,16 @@ def build_en(corpus: Path, work: Path, out: Path) -> dict:
     arpa_to_binary(arpa, binf, quantize=8, trie=True)
     with open(corpus / "test.txt", encoding="utf-8") as fh:
         en_ppl = perplexity(binf, fh, "word", "en")
-    print(f"en-4gram: test perplexity {en_ppl}", file=sys.stderr)
+    with open(corpus / "help-test.txt", encoding="utf-8") as fh:
+        help_ppl = perplexity(binf, fh, "word", "en")
+    print(f"en-4gram: test perplexity {en_ppl}, help-test {help_ppl}", file=sys.stderr)
     en = {
         "name": "en-4gram", "file": binf.name, "sha256": sha256_file(binf), "size": binf.stat().st_size,
         "order": EN_ORDER, "unit": "word", "vocab_size": st.vocab_size,
-        "unigrams": "en-4gram.unigrams.txt", "corpus": EN_CORPUS, "license": EN_LICENSE,
+        "unigrams": "en-4gram.unigrams.txt", "corpus": EN_CORPUS + HELP_CORPUS,
+        "license": EN_LICENSE + HELP_LICENSE,
         "test_perplexity": round(en_ppl["perplexity"], 2),
+        "help_test_perplexity": round(help_ppl["perplexity"], 2),
         "description": (
             "English word 4-gram, interpolated modified Kneser-Ney (ctcli lm build), "
             f"pruned {','.join(map(str, EN_PRUNE))}, KenLM trie binary with 8-bit quantisation; "
@@ -119,6 +136,8 @@ def build_en(corpus: Path, work: Path, out: Path) -> dict:
         "format": "kenlm-binary", "normalize": "en", "prune": EN_PRUNE,
         "ngrams": st.ngrams, "train_sentences": st.sentences, "train_tokens": st.tokens,
         "test_sentences": en_ppl["sentences"], "test_tokens": en_ppl["tokens"], "test_oov": en_ppl["oov"],
+        "help_test_sentences": help_ppl["sentences"], "help_test_tokens": help_ppl["tokens"],
+        "help_test_oov": help_ppl["oov"],
     }  # fmt: skip
     return en
 

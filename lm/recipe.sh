@@ -5,7 +5,7 @@
 #
 #   lm/recipe.sh            rebuild lm/en-4gram.*, lm/expr-char.arpa, MANIFEST
 #   lm/recipe.sh corpus     only unpack the packages and write the English
-#                           corpus to $WORK/corpus/{train,test}.txt (bench)
+#                           corpus to $WORK/corpus/{train,test,help-train,help-test}.txt
 #   LM_WORK=DIR lm/recipe.sh   scratch directory (default build/lm, gitignored)
 #
 # Needs: apt-get (downloads .debs without installing them; run apt-get update
@@ -19,7 +19,8 @@ cd "$ROOT"
 
 # Debian bookworm versions the bundled models were built from.
 DEBS="bible-kjv=4.38 bible-kjv-text=4.38 r-cran-janeaustenr=1.0.0-1 \
-fortunes=1:1.99.1-7.3 fortunes-min=1:1.99.1-7.3 wordnet-base=1:3.0-37"
+fortunes=1:1.99.1-7.3 fortunes-min=1:1.99.1-7.3 wordnet-base=1:3.0-37 \
+libreoffice-help-en-us=4:7.4.7-1+deb12u14"
 
 if [ "${1:-}" != corpus ]; then "$ROOT/lm/build_kenlm_tools.sh"; fi
 

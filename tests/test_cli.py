@@ -344,19 +344,24 @@ def test_silent_audio_is_reported_and_the_batch_goes_on(registry_env, tmp_path):
     assert len(err) == 1 and "silent audio" in err[0] and str(silent) in err[0]
 
 
-def test_blank_penalty_option_reaches_the_decoder(registry_env, tmp_path, monkeypatch):
+def test_blank_penalty_and_beam_options_reach_the_decoder(registry_env, tmp_path, monkeypatch):
     import ctcli.decoder
 
     seen = []
     real = ctcli.decoder.build_decoder
 
     def spy(*a, **kw):
-        seen.append(kw.get("blank_penalty"))
+        seen.append((kw.get("blank_penalty"), kw.get("beam_width")))
         return real(*a, **kw)
 
     monkeypatch.setattr(ctcli.decoder, "build_decoder", spy)
     wav = write_wav(tmp_path / "s.wav", seconds=1.0)
-    for extra, want in (([], 0.0), (["--blank-penalty", "0.75"], 0.75)):
+    # the test model stores neither: no penalty, the default beam of 32
+    for extra, want in (
+        ([], (0.0, 32)),
+        (["--blank-penalty", "0.75"], (0.75, 32)),
+        (["--beam", "9"], (0.0, 9)),
+    ):
         r = invoke(["transcribe", "-f", "tsv", *extra, str(wav)])
         assert r.exit_code == 0 and r.stdout.startswith(str(wav))
         assert seen[-1] == want
