@@ -54,7 +54,10 @@ def find_kenlm_tool(name: str) -> str | None:
 def arpa_to_binary(
     arpa: str | Path, out: str | Path, quantize: int | None = 8, trie: bool = True
 ) -> None:
-    """ARPA -> KenLM binary with `build_binary` (trie, optionally quantized)."""
+    """ARPA -> KenLM binary with `build_binary` (trie, optionally quantized).
+    Written beside `out` and renamed into place: a failed run leaves no
+    partial file, and a process that has the old file mapped (KenLM maps
+    binaries) keeps reading the old one instead of crashing."""
     tool = find_kenlm_tool("build_binary")
     if tool is None:
         raise LMLoadError(
@@ -64,10 +67,17 @@ def arpa_to_binary(
     cmd = [tool]
     if trie and quantize:
         cmd += ["-q", str(quantize), "-b", str(quantize)]
-    cmd += ["trie" if trie else "probing", str(arpa), str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise LMLoadError(f"build_binary failed: {r.stderr.strip().splitlines()[-1:]}")
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    cmd += ["trie" if trie else "probing", str(arpa), str(tmp)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+            raise LMLoadError(f"build_binary failed: {last}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @app.command()

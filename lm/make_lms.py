@@ -40,12 +40,13 @@ EN_LICENSE = (
     "Public domain (KJV, Austen texts); BSD-style (fortune files as shipped in "
     "Debian main, WordNet 3.0 licence). No GPL text."
 )
+EXCLUDED = "; sentences in lm/exclude-en.txt removed"
 HELP_CORPUS = (
     "; and present-day English: the sentences of LibreOffice's English help pages "
     "(libreoffice-help-en-us 4:7.4.7-1+deb12u14; running text only, no code, paths "
     "or formulas; each distinct sentence once; every 100th held out as help-test.txt)"
 )
-HELP_LICENSE = " LibreOffice help pages: MPL-2.0."
+HELP_LICENSE = "; MPL-2.0 (LibreOffice help pages)."
 
 
 def main() -> None:
@@ -124,8 +125,9 @@ def build_en(corpus: Path, work: Path, out: Path) -> dict:
     en = {
         "name": "en-4gram", "file": binf.name, "sha256": sha256_file(binf), "size": binf.stat().st_size,
         "order": EN_ORDER, "unit": "word", "vocab_size": st.vocab_size,
-        "unigrams": "en-4gram.unigrams.txt", "corpus": EN_CORPUS + HELP_CORPUS,
-        "license": EN_LICENSE + HELP_LICENSE,
+        "unigrams": "en-4gram.unigrams.txt",
+        "corpus": EN_CORPUS.replace(EXCLUDED, "") + HELP_CORPUS + EXCLUDED,
+        "license": EN_LICENSE.replace(". No GPL text.", HELP_LICENSE + " No GPL text."),
         "test_perplexity": round(en_ppl["perplexity"], 2),
         "help_test_perplexity": round(help_ppl["perplexity"], 2),
         "description": (
@@ -195,7 +197,7 @@ def build_en_char(corpus: Path, work: Path, out: Path) -> dict:
     return {
         "name": "en-char", "file": binf.name, "sha256": sha256_file(binf), "size": binf.stat().st_size,
         "order": ENC_ORDER, "unit": "char", "vocab_size": st.vocab_size, "unigrams": None,
-        "corpus": EN_CORPUS.replace("; sentences in lm/exclude-en.txt removed", "")
+        "corpus": EN_CORPUS.replace(EXCLUDED, "")
         + "; curly quotes folded to ASCII, lines with other non-ASCII characters dropped",
         "license": EN_LICENSE,
         "test_perplexity": round(ppl["perplexity"], 3),

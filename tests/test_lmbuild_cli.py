@@ -116,6 +116,33 @@ def test_binary_conversion(tmp_path):
     )
 
 
+def test_binary_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """build_binary writes beside the target, which is renamed into place
+    only when it succeeded: a failure leaves the old file as it was and no
+    partial one, and a success gives the target a new inode (a process that
+    has the old file mapped keeps it)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    tool = tools / "build_binary"
+    monkeypatch.setenv("CTCLI_KENLM_BIN", str(tools))
+    out = tmp_path / "m.bin"
+    out.write_bytes(b"old model")
+    old_inode = out.stat().st_ino
+    # a tool that writes half its output, then fails
+    tool.write_text(
+        '#!/bin/sh\nfor a; do last=$a; done\nprintf partial > "$last"\necho "disk full" >&2\nexit 1\n'
+    )
+    tool.chmod(0o755)
+    with pytest.raises(cli_lm.LMLoadError, match="^build_binary failed: disk full$"):
+        cli_lm.arpa_to_binary(tmp_path / "m.arpa", out)
+    assert out.read_bytes() == b"old model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "tools"]
+    tool.write_text('#!/bin/sh\nfor a; do last=$a; done\nprintf "new model" > "$last"\n')
+    cli_lm.arpa_to_binary(tmp_path / "m.arpa", out)
+    assert out.read_bytes() == b"new model" and out.stat().st_ino != old_inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "tools"]
+
+
 def test_ppl_by_bundled_name(tmp_path):
     from ctcli.registry import find_lm
 
