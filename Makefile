@@ -248,7 +248,7 @@ train-asr-en: install
 	  --upsample 2 --cmn-prior 100 --minutes 100 --lr 0.0003 --warmup 100 --val-every 500 \
 	  --keep last --init runs/s8/model.pt --resume
 	$(PY) -m ctcli.registry install asr-en runs/s10/model.pt --alpha 1.3 --beta 0 \
-	  --blank-penalty 1.2 --beam 512 --token-min-logp -8
+	  --blank-penalty 1.2 --beam 512 --token-min-logp -8 --beam-threshold 14
 
 # ---- printed English lines (ocr-en) -------------------------------------------
 FONT_DEBS := fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-freefont-ttf \

@@ -53,6 +53,7 @@ def evaluate_speech(
     from ctcli.metrics import edit_distance
     from ctcli.options import TranscribeOptions
     from ctcli.pipeline import Pipeline
+    from ctcli.stream import speech_span
     from ctcli.textnorm import normalize_en
 
     torch.set_num_threads(max(1, threads))
@@ -82,7 +83,8 @@ def evaluate_speech(
             failed += 1
             continue
         t = time.perf_counter()
-        lp = runner.model.log_probs([logmel(wave, feats)])[0]
+        s0, s1 = speech_span(wave)  # read as `ctcli transcribe` reads the file
+        lp = runner.model.log_probs([logmel(wave[s0:s1], feats)])[0]
         base = time.perf_counter() - t
         ref_n = normalize_en(ref)
         for m in modes:

@@ -243,12 +243,15 @@ class Pipeline:
                     p.gray = None
             else:
                 from ctcli.audio import decode_audio, logmel
+                from ctcli.stream import speech_span
 
                 feats_cfg = runner.model.meta.get("features", {})
-                wave = decode_audio(data, int(feats_cfg.get("sample_rate", 16000)))
-                p.duration = wave.size / float(feats_cfg.get("sample_rate", 16000))
-                p.arrays = [logmel(wave, feats_cfg)]
-                p.places = [(0.0, 1.0)]
+                sr = int(feats_cfg.get("sample_rate", 16000))
+                wave = decode_audio(data, sr)
+                p.duration = wave.size / float(sr)
+                a, b = speech_span(wave)  # as the streaming and long-audio paths cut it
+                p.arrays = [logmel(wave[a:b], feats_cfg)]
+                p.places = [(a / float(sr), 1.0)]
                 p.runner = runner
         except CtcliError as e:
             if not isinstance(e, InputError):

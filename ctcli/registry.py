@@ -197,6 +197,7 @@ def install(
     blank_penalty: float | None = None,
     beam: int | None = None,
     token_min_logp: float | None = None,
+    beam_threshold: float | None = None,
 ) -> Path:
     """Copy a trained checkpoint to models/NAME/model.pt (decoding defaults
     optionally overridden, e.g. after tuning alpha and beta on a dev set; an
@@ -204,9 +205,9 @@ def install(
     as features.train_stretch; `half`: weights stored as float16, half the
     size, loaded back into float32; `average`: more checkpoints of the same
     network and features, whose weights are averaged with src's, as when
-    fine-tuned runs from one start are combined; `beam` and
-    `token_min_logp`: the beam width and search pruning the model decodes with
-    unless the user gives --beam) and
+    fine-tuned runs from one start are combined; `beam`, `token_min_logp`
+    and `beam_threshold`: the beam width and search pruning the model decodes
+    with, the width unless the user gives --beam) and
     update its manifest entry: file, sha256, size, alphabet, default LM. A new
     name gets a minimal entry; its description is left to the model card."""
     import torch
@@ -228,8 +229,9 @@ def install(
     ):
         if value is not None:
             ck[key] = value
-    if token_min_logp is not None:  # search pruning: labels below this are never tried
-        ck["pruning"] = {**ck.get("pruning", {}), "token_min_logp": float(token_min_logp)}
+    for key, value in (("token_min_logp", token_min_logp), ("beam_threshold", beam_threshold)):
+        if value is not None:  # search pruning (ctcli.decoder.PruningOptions)
+            ck["pruning"] = {**ck.get("pruning", {}), key: float(value)}
     if stretch is not None:
         if ck["kind"] != "image":
             raise ModelLoadError(f"{src}: --stretch applies to image models only")
@@ -293,8 +295,8 @@ def _averaged(ck: dict, src: Path, others: list[Path] | tuple[Path, ...]) -> dic
 def main(argv: list[str] | None = None) -> int:
     """`python -m ctcli.registry refresh` |
     `install NAME CHECKPOINT [--lm L] [--alpha A] [--beta B] [--blank-penalty P]
-    [--beam N] [--token-min-logp X] [--lm-sentence yes|no] [--stretch F] [--half]
-    [--average CK ...]`."""
+    [--beam N] [--token-min-logp X] [--beam-threshold T] [--lm-sentence yes|no]
+    [--stretch F] [--half] [--average CK ...]`."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m ctcli.registry")
@@ -316,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         "--token-min-logp",
         type=float,
         help="search pruning: labels whose log-probability in a frame is below this are not tried",
+    )
+    ins.add_argument(
+        "--beam-threshold",
+        type=float,
+        help="search pruning: prefixes more than this many nats below the best are dropped",
     )
     ins.add_argument(
         "--lm-sentence",
@@ -354,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             a.blank_penalty,
             a.beam,
             a.token_min_logp,
+            a.beam_threshold,
         )
     return 0
 

@@ -600,6 +600,17 @@ def segments_offline(wave: np.ndarray, vad: VadConfig) -> list[tuple[int, int]]:
     return rec.segments
 
 
+def speech_span(wave: np.ndarray, vad: VadConfig | None = None) -> tuple[int, int]:
+    """Samples [start, end) from the first to the last utterance the streaming
+    recogniser would cut (pre-roll and endpoint silence included); the whole
+    wave when it finds none. A file shorter than the long-audio limit is read
+    over this span, so `transcribe` hears what `listen` hears: the silence
+    around the speech otherwise enters the running mean normalisation and
+    gives the search frames to fill."""
+    segs = segments_offline(wave, vad or VadConfig())
+    return (segs[0][0], segs[-1][1]) if segs else (0, int(wave.size))
+
+
 class _SegmentOnly(StreamRecognizer):
     """The recogniser's segmentation without any model (for offline use)."""
 

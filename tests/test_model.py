@@ -199,12 +199,14 @@ def test_registry_install_bundles_a_checkpoint(tiny_registry, tmp_path, monkeypa
     assert run.decoder.cfg.blank_penalty == 0.0  # none stored: none applied
     assert run.decoder.cfg.beam_width == 32 and run.decoder.cfg.pruning.token_min_logp == -5.0
     # a tuned beam width and label pruning travel likewise; --beam overrides the width
-    assert main(["install", "wide-beam", str(src), "--beam", "48", "--token-min-logp", "-8"]) == 0
+    args = ["--beam", "48", "--token-min-logp", "-8", "--beam-threshold", "14"]
+    assert main(["install", "wide-beam", str(src), *args]) == 0
     ck = load_model(find_model("wide-beam").path).meta
-    assert ck["beam"] == 48 and ck["pruning"] == {"token_min_logp": -8.0}
+    assert ck["beam"] == 48 and ck["pruning"] == {"token_min_logp": -8.0, "beam_threshold": 14.0}
     for opt, want in ((None, 48), (5, 5)):
         dec = Pipeline(TranscribeOptions(model="wide-beam", beam=opt)).runner_for("image").decoder
         assert dec.cfg.beam_width == want and dec.cfg.pruning.token_min_logp == -8.0
+        assert dec.cfg.pruning.beam_threshold == 14.0
     assert main(["install", "tiny-img", str(src), "--beta", "1.5"]) == 0  # existing entry
     man = json.loads((mdir / "MANIFEST.json").read_text())
     old = [e for e in man["models"] if e["name"] == "tiny-img"]

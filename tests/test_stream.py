@@ -148,6 +148,41 @@ def test_vad_finds_the_bursts():
         assert a <= burst_start <= b
 
 
+def test_speech_span_covers_first_to_last_utterance():
+    w = np.concatenate([bursts(2, seed=3), np.zeros(16000, np.float32)])
+    segs = stream.segments_offline(w, stream.VadConfig())
+    a, b = stream.speech_span(w)
+    assert len(segs) == 2 and (a, b) == (segs[0][0], segs[1][1])
+    assert 0.5 * 16000 - a == pytest.approx(0.25 * 16000, abs=160)  # the VAD's pre-roll
+    assert (2.1 + 0.9) * 16000 < b < w.size - 0.5 * 16000  # the trailing silence left out
+    quiet = (0.0005 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    assert stream.speech_span(quiet) == (0, quiet.size)  # no speech found: the whole wave
+
+
+def test_short_file_is_read_over_its_speech_span(registry_env, tmp_path):
+    """A short file is decoded over the span the streaming VAD cuts (as
+    `listen` and the long-audio path read it), in file time: the features
+    start at the span and the word times are offset by it."""
+    from pathlib import Path
+
+    from ctcli.inputs import InputItem
+    from ctcli.options import TranscribeOptions
+    from ctcli.pipeline import Pipeline, _Prepared
+
+    w = np.concatenate([np.zeros(16000, np.float32), bursts(1, seed=4)])
+    wav = write_wave(tmp_path / "late.wav", w)
+    a, b = stream.speech_span(w)
+    assert a > 1.2 * 16000
+    p = _Prepared(InputItem(str(wav), wav, Path(wav.name)), 0)
+    Pipeline(TranscribeOptions())._prepare(p)
+    assert p.result is None and p.places == [(a / 16000, 1.0)]
+    assert p.arrays[0].shape[0] == logmel(w[a:b], p.runner.model.meta["features"]).shape[0]
+    r = run_cli(["transcribe", "-f", "jsonl", "--words", str(wav)], env=registry_env)
+    assert r.returncode == 0, r.stderr
+    for word in json.loads(r.stdout)["words"]:
+        assert word["start"] >= a / 16000 - 1e-6
+
+
 def test_stream_final_equals_offline_on_same_segments(tiny_asr):
     from ctcli.decoder import build_decoder
 
