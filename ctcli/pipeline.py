@@ -162,7 +162,8 @@ class Pipeline:
         alpha = o.alpha if o.alpha is not None else meta.get("alpha")
         beta = o.beta if o.beta is not None else meta.get("beta")
         # a model's tuned beam and search pruning (registry install --beam,
-        # --token-min-logp) travel in its checkpoint; --beam overrides
+        # --token-min-logp, --beam-threshold) travel in its checkpoint; --beam
+        # overrides the width
         beam = o.beam if o.beam is not None else int(meta.get("beam", DEFAULT_BEAM))
         return build_decoder(
             list(model.labels),
