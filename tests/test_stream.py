@@ -302,6 +302,44 @@ def test_long_file_segments_keep_file_time(registry_env, tmp_path):
     assert srt.exit_code == 0 and srt.stdout.count(" --> ") >= n // 2
 
 
+def test_long_file_runs_the_network_on_one_thread(registry_env, tmp_path, monkeypatch):
+    """Chunk-sized steps on torch's default thread pool made long files twice
+    as slow: the long-file path runs on one thread unless --jobs says more,
+    and puts the setting back afterwards."""
+    import torch
+
+    from ctcli.options import TranscribeOptions
+    from ctcli.pipeline import LONG_AUDIO_S, Pipeline
+
+    wav = write_wave(tmp_path / "long.wav", bursts(int(LONG_AUDIO_S / 1.6) + 2, seed=6))
+    seen = []
+    push = stream.StreamRecognizer.push
+
+    def spy(self, x):
+        seen.append(torch.get_num_threads())
+        return push(self, x)
+
+    monkeypatch.setattr(stream.StreamRecognizer, "push", spy)
+    from pathlib import Path
+
+    from ctcli.inputs import InputItem
+
+    before = torch.get_num_threads()
+    try:
+        for jobs, want in ((0, 1), (2, 2)):
+            seen.clear()
+            out: list = []
+            failed = Pipeline(TranscribeOptions(jobs=jobs)).run(
+                [InputItem(str(wav), wav, Path(wav.name))], lambda r, item, out=out: out.append(r)
+            )
+            assert failed == 0 and out and out[0].ok
+            assert seen and set(seen) == {want}
+            if jobs == 0:
+                assert torch.get_num_threads() == before  # put back
+    finally:
+        torch.set_num_threads(before)  # --jobs 2 sets it for the process
+
+
 def test_eval_speech_manifest(registry_env, tmp_path):
     from typer.testing import CliRunner
 
