@@ -281,6 +281,14 @@ def blank_penalty_for(given: float | None, stored: float | None, with_lm: bool) 
     return float(stored or 0.0) if with_lm else 0.0
 
 
+def search_for(given_beam: int | None, meta: dict) -> dict:
+    """build_decoder keywords for a model's stored search: the beam width
+    given, else the model's (`registry install --beam`), else the default;
+    and its stored pruning (`--token-min-logp`, `--beam-threshold`)."""
+    beam = given_beam if given_beam is not None else int(meta.get("beam", DEFAULT_BEAM_WIDTH))
+    return {"beam_width": beam, **meta.get("pruning", {})}
+
+
 def build_decoder(
     labels: Sequence[str],
     blank: int = 0,

@@ -90,8 +90,7 @@ def make_beam(
 ):
     """A function log_probs -> (best text, [n-best texts]) using ctcli.decoder
     (beam_width None: the model's, else 32; its stored search pruning too)."""
-    from ctcli.decoder import blank_penalty_for, build_decoder
-    from ctcli.options import DEFAULT_BEAM
+    from ctcli.decoder import blank_penalty_for, build_decoder, search_for
 
     meta = model.meta
     rerank = meta.get("rerank")
@@ -109,14 +108,13 @@ def make_beam(
         lm=str(lm_path) if lm_path else None,
         alpha=alpha if alpha is not None else (meta.get("alpha") if lm_path else None),
         beta=beta if beta is not None else (meta.get("beta") if lm_path else None),
-        beam_width=beam_width if beam_width is not None else int(meta.get("beam", DEFAULT_BEAM)),
         lm_unit=unit,
         n_best=EXPR_NBEST if rerank == "expr" else 1,
         lm_sentence=bool(meta.get("lm_sentence", True)),
         blank_penalty=blank_penalty_for(
             blank_penalty, meta.get("blank_penalty"), lm_path is not None
         ),
-        **dict(meta.get("pruning", {})),
+        **search_for(beam_width, meta),
     )
 
     def run(lp: np.ndarray) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from ctcli import console, registry
 from ctcli.errors import CtcliError, InputError, ModelLoadError
 from ctcli.inputs import InputItem, detect_kind
-from ctcli.options import DEFAULT_BEAM, EXPR_RERANK_NBEST, TranscribeOptions
+from ctcli.options import EXPR_RERANK_NBEST, TranscribeOptions
 from ctcli.results import NBest, Result, Word, tidy_text
 from ctcli.writers import EXTENSIONS, make_writer
 
@@ -140,7 +140,7 @@ class Pipeline:
         return Runner(name, model, decoder, rerank=model.meta.get("rerank"))
 
     def _build_decoder(self, model) -> object:
-        from ctcli.decoder import blank_penalty_for, build_decoder
+        from ctcli.decoder import blank_penalty_for, build_decoder, search_for
 
         o = self.opts
         meta = model.meta
@@ -163,17 +163,12 @@ class Pipeline:
             n_best = max(n_best, EXPR_RERANK_NBEST)
         alpha = o.alpha if o.alpha is not None else meta.get("alpha")
         beta = o.beta if o.beta is not None else meta.get("beta")
-        # a model's tuned beam and search pruning (registry install --beam,
-        # --token-min-logp, --beam-threshold) travel in its checkpoint; --beam
-        # overrides the width
-        beam = o.beam if o.beam is not None else int(meta.get("beam", DEFAULT_BEAM))
         return build_decoder(
             list(model.labels),
             blank=model.blank,
             lm=str(lm_path) if lm_path else None,
             alpha=alpha,
             beta=beta,
-            beam_width=beam,
             unigrams=[w for w in Path(unigrams).read_text().split()] if unigrams else None,
             hotwords=list(o.hotwords) or None,
             lm_unit=unit,
@@ -182,7 +177,7 @@ class Pipeline:
             blank_penalty=blank_penalty_for(
                 o.blank_penalty, meta.get("blank_penalty"), lm_path is not None
             ),
-            **dict(meta.get("pruning", {})),
+            **search_for(o.beam, meta),  # the model's tuned beam and pruning; --beam wins
         )
 
     # ---------------------------------------------------------------- outputs
