@@ -38,10 +38,10 @@ def run_ctcli(model: str, rows: list[dict], out: Path, peers) -> tuple[list[dict
     import torch
 
     torch.set_num_threads(1)
-    from ctcli.audio import decode_audio, logmel
+    from ctcli.audio import decode_audio
     from ctcli.options import TranscribeOptions
     from ctcli.pipeline import Pipeline
-    from ctcli.stream import speech_span
+    from ctcli.stream import span_logmel
 
     t0 = time.perf_counter()
     runner = Pipeline(TranscribeOptions(model=model, jobs=1)).runner_for("audio")
@@ -52,8 +52,8 @@ def run_ctcli(model: str, rows: list[dict], out: Path, peers) -> tuple[list[dict
         data = (EVAL / r["path"]).read_bytes()
         t, c = time.perf_counter(), time.process_time()
         wave = decode_audio(data)
-        s0, s1 = speech_span(wave)  # the span `ctcli transcribe` reads a short file over
-        lp = runner.model.log_probs([logmel(wave[s0:s1], feats)])[0]
+        _, x = span_logmel(wave, feats)  # as `ctcli transcribe` reads a short file
+        lp = runner.model.log_probs([x])[0]
         hyp = runner.decoder.decode(lp).text
         secs, cpu = time.perf_counter() - t, time.process_time() - c
         res.append(peers.make_record(r, hyp, secs, cpu, load_s))  # the peers' record format

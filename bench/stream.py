@@ -132,7 +132,6 @@ def latency_and_wer(model: str, n_files: int = 12, wer_files: int = 150) -> None
     import random
 
     from ctcli import stream
-    from ctcli.audio import logmel
     from ctcli.metrics import edit_distance
     from ctcli.options import TranscribeOptions
     from ctcli.pipeline import Pipeline
@@ -205,8 +204,8 @@ def latency_and_wer(model: str, n_files: int = 12, wer_files: int = 150) -> None
         )
         stream.run((wave[k : k + 1600] for k in range(0, wave.size, 1600)), rec)
         hyp = normalize_en(" ".join(e.text for e in events if e.final))
-        a, b = stream.speech_span(wave)  # offline = `ctcli transcribe` of the file
-        lp = runner.model.log_probs([logmel(wave[a:b], runner.model.meta.get("features"))])[0]
+        _, x = stream.span_logmel(wave, runner.model.meta.get("features"))  # = `transcribe`
+        lp = runner.model.log_probs([x])[0]
         off = normalize_en(runner.decoder.decode(lp).text)
         ref = normalize_en(ref)
         n_words += len(ref.split())

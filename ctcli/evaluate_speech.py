@@ -48,12 +48,12 @@ def evaluate_speech(
 ) -> dict:
     import torch
 
-    from ctcli.audio import decode_audio, logmel
+    from ctcli.audio import decode_audio
     from ctcli.decoder import greedy_decode
     from ctcli.metrics import edit_distance
     from ctcli.options import TranscribeOptions
     from ctcli.pipeline import Pipeline
-    from ctcli.stream import speech_span
+    from ctcli.stream import span_logmel
     from ctcli.textnorm import normalize_en
 
     torch.set_num_threads(max(1, threads))
@@ -83,8 +83,8 @@ def evaluate_speech(
             failed += 1
             continue
         t = time.perf_counter()
-        s0, s1 = speech_span(wave)  # read as `ctcli transcribe` reads the file
-        lp = runner.model.log_probs([logmel(wave[s0:s1], feats)])[0]
+        _, x = span_logmel(wave, feats)  # read as `ctcli transcribe` reads the file
+        lp = runner.model.log_probs([x])[0]
         base = time.perf_counter() - t
         ref_n = normalize_en(ref)
         for m in modes:

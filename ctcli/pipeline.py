@@ -240,15 +240,15 @@ class Pipeline:
                 if router is None:
                     p.gray = None
             else:
-                from ctcli.audio import decode_audio, logmel
-                from ctcli.stream import speech_span
+                from ctcli.audio import decode_audio
+                from ctcli.stream import span_logmel
 
                 feats_cfg = runner.model.meta.get("features", {})
                 sr = int(feats_cfg.get("sample_rate", 16000))
                 wave = decode_audio(data, sr)
                 p.duration = wave.size / float(sr)
-                a, b = speech_span(wave)  # as the streaming and long-audio paths cut it
-                p.arrays = [logmel(wave[a:b], feats_cfg)]
+                a, x = span_logmel(wave, feats_cfg)  # as the streaming and long-audio paths cut it
+                p.arrays = [x]
                 p.places = [(a / float(sr), 1.0)]
                 p.runner = runner
         except CtcliError as e:

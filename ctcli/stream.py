@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctcli.audio import DEFAULT_FEATURES, SAMPLE_RATE, normalize
+from ctcli.audio import DEFAULT_FEATURES, SAMPLE_RATE, logmel, normalize
 from ctcli.errors import DeviceError, InputError
 from ctcli.options import DEFAULT_MIN_SILENCE_S
 
@@ -609,6 +609,13 @@ def speech_span(wave: np.ndarray, vad: VadConfig | None = None) -> tuple[int, in
     gives the search frames to fill."""
     segs = segments_offline(wave, vad or VadConfig())
     return (segs[0][0], segs[-1][1]) if segs else (0, int(wave.size))
+
+
+def span_logmel(wave: np.ndarray, features: dict | None) -> tuple[int, np.ndarray]:
+    """How `transcribe` reads a short file: the log-mel frames of its speech
+    span (`speech_span`) and the span's first sample, for file-time places."""
+    a, b = speech_span(wave)
+    return a, logmel(wave[a:b], features)
 
 
 class _SegmentOnly(StreamRecognizer):
